@@ -1,0 +1,76 @@
+"""Cost model of a network: parameters, FLOPs (``torch.utils.flop_counter``) and peak activation memory.
+
+Peak activation memory is measured, not guessed: a dispatch mode tracks the bytes of every
+tensor an op produces while they are alive during one inference forward pass, and reports the
+maximum (plus the input). Parameters and buffers are not counted.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass(frozen=True)
+class ArchCost:
+    params: int
+    flops: int  # floating-point operations (2 per multiply-accumulate)
+    peak_activation_bytes: int
+
+    @property
+    def macs(self) -> int:
+        return self.flops // 2
+
+
+class _LiveActivationBytes(TorchDispatchMode):
+    """Tracks bytes of live op outputs, keyed by storage, released when the last tensor dies."""
+
+    def __init__(self, initial_bytes: int = 0):
+        super().__init__()
+        self.live = initial_bytes
+        self.peak = initial_bytes
+        self._refs: dict[int, int] = {}
+
+    def _release(self, key: int, nbytes: int) -> None:
+        self._refs[key] -= 1
+        if self._refs[key] == 0:
+            del self._refs[key]
+            self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key, nbytes = storage.data_ptr(), storage.nbytes()
+                if key not in self._refs:
+                    self._refs[key] = 0
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+                self._refs[key] += 1
+                weakref.finalize(t, self._release, key, nbytes)
+        return out
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ArchCost:
+    """Cost of one forward pass of ``model`` on a zero input of ``input_shape`` (eval mode)."""
+    model.eval()
+    x = torch.zeros(input_shape)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    flops = counter.get_total_flops()
+    tracker = _LiveActivationBytes(initial_bytes=x.untyped_storage().nbytes())
+    with tracker:
+        out = model(x)
+    del out
+    return ArchCost(params=count_params(model), flops=int(flops), peak_activation_bytes=int(tracker.peak))

@@ -1,0 +1,340 @@
+"""Once-for-All MobileNetV3 space and the CompOFA spaces derived from it.
+
+Facts used (Cai et al., "Once-for-All", ICLR 2020; Sahni et al., "CompOFA", ICLR 2021):
+5 elastic stages of up to 4 blocks after a fixed first block; per block kernel {3,5,7} and
+expand ratio {3,4,6}; per stage depth {2,3,4}; input resolution elastic (OFA trains 128..224
+step 4). Stage widths 24/40/80/112/160 (x width multiplier, rounded by the MobileNet rule),
+strides 2/2/2/1/2, ReLU in the first two stages and h-swish after, SE in stages 2, 4 and 5.
+CompOFA couples depth and expand per stage (d=2 -> e=3, d=3 -> e=4, d=4 -> e=6) and, in its
+fixed-kernel variant, uses MobileNetV3-Large's kernel of each stage (3, 5, 3, 3, 5).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwnas.errors import ConfigError, InvalidArchitecture, choices_text
+from hwnas.spaces.base import Gene, SearchSpace
+from hwnas.spaces.layers import ConvBNAct, MBConv, make_divisible
+from hwnas.spaces.registry import register_space
+
+N_STAGES = 4 + 1  # elastic stages
+MAX_DEPTH = 4
+N_BLOCKS = N_STAGES * MAX_DEPTH
+BASE_WIDTHS = (16, 16, 24, 40, 80, 112, 160)  # stem, first block, 5 stages
+BASE_FINAL_EXPAND, BASE_LAST_CHANNEL = 960, 1280
+STAGE_STRIDES = (2, 2, 2, 1, 2)
+STAGE_ACTS = ("relu", "relu", "h_swish", "h_swish", "h_swish")
+STAGE_SE = (False, True, False, True, True)
+MBV3_LARGE_KERNELS = (3, 5, 3, 3, 5)
+RESOLUTION_BINS = 8  # OFA's accuracy-predictor encoding: bin = (r - 112) // 16
+
+
+@dataclass(frozen=True)
+class OFAArch:
+    """An OFA subnet: kernel and expand of each of the 20 blocks, depth of each stage, resolution.
+
+    Entries of blocks beyond a stage's depth are carried (so strings round-trip) but unused.
+    """
+
+    ks: tuple[int, ...]
+    e: tuple[int, ...]
+    d: tuple[int, ...]
+    r: int
+
+    def active(self) -> list[int]:
+        """Indices of the blocks this subnet runs."""
+        return [s * MAX_DEPTH + b for s in range(N_STAGES) for b in range(self.d[s])]
+
+
+def _index_of(choices: Sequence[int]) -> np.ndarray:
+    """Lookup array mapping a choice value to its position in ``choices``."""
+    lut = np.full(max(choices) + 1, -1, dtype=np.int64)
+    lut[list(choices)] = np.arange(len(choices))
+    return lut
+
+
+def _int_list(value, field: str, length: int, space: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        got = f"{len(value)} values" if isinstance(value, (list, tuple)) else repr(value)
+        raise InvalidArchitecture(f"{space}: field {field!r} must be a list of {length} integers, got {got}")
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise InvalidArchitecture(f"{space}: {field}[{i}] = {v!r} is not an integer")
+    return tuple(int(v) for v in value)
+
+
+@register_space("ofa_mbv3")
+class OFAMobileNetV3(SearchSpace):
+    """The OFA MobileNetV3 space; ``width_mult`` 1.0 (OFA w1.0) or 1.2 (the Note10 LUT network)."""
+
+    def __init__(self, resolutions: Sequence[int] = tuple(range(128, 225, 4)), width_mult: float = 1.0,
+                 num_classes: int = 1000, ks_choices: Sequence[int] = (3, 5, 7),
+                 e_choices: Sequence[int] = (3, 4, 6), d_choices: Sequence[int] = (2, 3, 4),
+                 dropout: float = 0.1):
+        self.resolutions = tuple(int(r) for r in resolutions)
+        if not self.resolutions:
+            raise ConfigError(f"{self.name}: resolutions must not be empty")
+        bad = [r for r in self.resolutions if not 0 <= (r - 112) // 16 < RESOLUTION_BINS]
+        if bad:
+            raise ConfigError(f"{self.name}: resolution {bad[0]} is outside the encodable range; allowed: 112..239")
+        if width_mult <= 0:
+            raise ConfigError(f"{self.name}: width_mult = {width_mult} must be > 0 (OFA ships 1.0 and 1.2)")
+        self.width_mult = float(width_mult)
+        self.num_classes = int(num_classes)
+        self.ks_choices, self.e_choices, self.d_choices = tuple(ks_choices), tuple(e_choices), tuple(d_choices)
+        if max(self.d_choices) > MAX_DEPTH or min(self.d_choices) < 1:
+            raise ConfigError(f"{self.name}: depth choices {self.d_choices} must lie in 1..{MAX_DEPTH}")
+        self.dropout = dropout
+        self._field_genes = self._ofa_genes()
+        self._genes = self._make_genes()
+
+    # ------------------------------------------------------------------ genome
+    def _ofa_genes(self) -> tuple[Gene, ...]:
+        """One gene per field value (ks, e, d, r): what any OFA-family architecture must satisfy."""
+        return (
+            tuple(Gene(f"ks[{i}]", self.ks_choices) for i in range(N_BLOCKS))
+            + tuple(Gene(f"e[{i}]", self.e_choices) for i in range(N_BLOCKS))
+            + tuple(Gene(f"d[{s}]", self.d_choices) for s in range(N_STAGES))
+            + (Gene("r", self.resolutions),)
+        )
+
+    def _make_genes(self) -> tuple[Gene, ...]:
+        return self._field_genes
+
+    @property
+    def genes(self) -> tuple[Gene, ...]:
+        return self._genes
+
+    def _check_fields(self, arch) -> OFAArch:
+        if not isinstance(arch, OFAArch):
+            raise InvalidArchitecture(f"{self.name}: expected an OFAArch, got {type(arch).__name__}")
+        return arch
+
+    def _field_genome(self, arch: OFAArch) -> tuple[int, ...]:
+        arch = self._check_fields(arch)
+        values = (*arch.ks, *arch.e, *arch.d, arch.r)
+        if len(values) != len(self._field_genes):
+            raise InvalidArchitecture(
+                f"{self.name}: expected {N_BLOCKS} ks, {N_BLOCKS} e, {N_STAGES} d; got "
+                f"{len(arch.ks)} ks, {len(arch.e)} e, {len(arch.d)} d"
+            )
+        return tuple(g.index(v, self.name) for g, v in zip(self._field_genes, values))
+
+    def to_genome(self, arch: OFAArch) -> tuple[int, ...]:
+        return self._field_genome(arch)
+
+    def from_genome(self, genome: Sequence[int]) -> OFAArch:
+        vals = [g.choices[i] for g, i in zip(self._genes, genome)]
+        return OFAArch(tuple(vals[:N_BLOCKS]), tuple(vals[N_BLOCKS:2 * N_BLOCKS]),
+                       tuple(vals[2 * N_BLOCKS:2 * N_BLOCKS + N_STAGES]), vals[-1])
+
+    def size(self) -> int:
+        per_block = len(self.ks_choices) * len(self.e_choices)
+        per_stage = sum(per_block ** d for d in self.d_choices)
+        return per_stage ** N_STAGES * len(self.resolutions)
+
+    # ------------------------------------------------------------------ strings
+    def to_string(self, arch: OFAArch) -> str:
+        return json.dumps({"ks": list(arch.ks), "e": list(arch.e), "d": list(arch.d), "r": arch.r},
+                          separators=(",", ":"))
+
+    def parse(self, text: str) -> OFAArch:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArchitecture(
+                f"{self.name}: {text[:60]!r} is not JSON ({exc.msg}); expected "
+                '{"ks":[20 ints],"e":[20 ints],"d":[5 ints],"r":int}'
+            ) from None
+        if not isinstance(obj, dict):
+            raise InvalidArchitecture(f"{self.name}: expected a JSON object with keys ks, e, d, r; got {text[:60]!r}")
+        missing = [k for k in ("ks", "e", "d", "r") if k not in obj]
+        extra = [k for k in obj if k not in ("ks", "e", "d", "r")]
+        if missing or extra:
+            raise InvalidArchitecture(
+                f"{self.name}: architecture keys must be ks, e, d, r; "
+                + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(extra)}")
+            )
+        r = obj["r"]
+        if isinstance(r, bool) or not isinstance(r, int):
+            raise InvalidArchitecture(f"{self.name}: r = {r!r} is not an integer resolution")
+        return OFAArch(_int_list(obj["ks"], "ks", N_BLOCKS, self.name), _int_list(obj["e"], "e", N_BLOCKS, self.name),
+                       _int_list(obj["d"], "d", N_STAGES, self.name), r)
+
+    def make(self, ks: Sequence[int], e: Sequence[int], d: Sequence[int], r: int) -> OFAArch:
+        """Validated architecture from plain lists."""
+        return self.validate(OFAArch(_int_list(list(ks), "ks", N_BLOCKS, self.name), _int_list(list(e), "e", N_BLOCKS, self.name),
+                                     _int_list(list(d), "d", N_STAGES, self.name), int(r)))
+
+    # ------------------------------------------------------------------ encoding
+    def arrays(self, archs: Sequence[OFAArch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``ks (N,20), e (N,20), d (N,5), r (N,)`` int arrays, validated in one vectorized pass."""
+        try:
+            ks = np.array([a.ks for a in archs], dtype=np.int64).reshape(len(archs), N_BLOCKS)
+            e = np.array([a.e for a in archs], dtype=np.int64).reshape(len(archs), N_BLOCKS)
+            d = np.array([a.d for a in archs], dtype=np.int64).reshape(len(archs), N_STAGES)
+            r = np.array([a.r for a in archs], dtype=np.int64).reshape(len(archs))
+            ok = (np.isin(ks, self.ks_choices).all() and np.isin(e, self.e_choices).all()
+                  and np.isin(d, self.d_choices).all() and np.isin(r, self.resolutions).all()
+                  and self._coupling_ok(ks, e, d))
+        except (AttributeError, ValueError, TypeError):
+            ok = False
+        if not ok:  # slow path, only to find and name the first bad value
+            for a in archs:
+                self.validate(a)
+        return ks, e, d, r
+
+    def _coupling_ok(self, ks: np.ndarray, e: np.ndarray, d: np.ndarray) -> bool:
+        """Constraints between fields beyond per-field choices (none in OFA)."""
+        return True
+
+    def validate_batch(self, archs: list[OFAArch]) -> list[OFAArch]:
+        self.arrays(archs)
+        return archs
+
+    @staticmethod
+    def active_mask(d: np.ndarray) -> np.ndarray:
+        """``(N, 20)`` bool from depths ``(N, 5)``: block ``b`` of stage ``s`` runs iff ``b < d[s]``."""
+        return (np.arange(MAX_DEPTH)[None, None, :] < d[:, :, None]).reshape(len(d), N_BLOCKS)
+
+    def encode(self, archs: Sequence[OFAArch]) -> torch.Tensor:
+        """OFA's 128-d encoding: [20x3 kernel one-hot | 20x3 expand one-hot | 8 resolution bins].
+
+        Blocks beyond a stage's depth are all-zero; the resolution bin is ``(r - 112) // 16``.
+        """
+        ks, e, d, r = self.arrays(archs)
+        n = len(ks)
+        mask = self.active_mask(d)
+        nk, ne = len(self.ks_choices), len(self.e_choices)
+        k_idx, e_idx = _index_of(self.ks_choices)[ks], _index_of(self.e_choices)[e]
+        out = np.zeros((n, N_BLOCKS * (nk + ne) + RESOLUTION_BINS), dtype=np.float32)
+        rows, blocks = np.nonzero(mask)
+        out[rows, blocks * nk + k_idx[rows, blocks]] = 1.0
+        out[rows, N_BLOCKS * nk + blocks * ne + e_idx[rows, blocks]] = 1.0
+        out[np.arange(n), N_BLOCKS * (nk + ne) + (r - 112) // 16] = 1.0
+        return torch.from_numpy(out)
+
+    @property
+    def encoding_dim(self) -> int:
+        return N_BLOCKS * (len(self.ks_choices) + len(self.e_choices)) + RESOLUTION_BINS
+
+    # ------------------------------------------------------------------ network
+    def widths(self) -> dict[str, object]:
+        """Channel widths for this width multiplier (OFA w1.2: stem 24, stages 32/48/96/136/192)."""
+        w = [make_divisible(b * self.width_mult) for b in BASE_WIDTHS]
+        return {"stem": w[0], "first_block": w[1], "stages": tuple(w[2:]),
+                "final_expand": make_divisible(BASE_FINAL_EXPAND * self.width_mult),
+                "last_channel": make_divisible(BASE_LAST_CHANNEL * self.width_mult)}
+
+    def build_model(self, arch: OFAArch) -> nn.Module:
+        self.validate(arch)
+        w = self.widths()
+        layers: list[nn.Module] = [
+            ConvBNAct(3, w["stem"], 3, stride=2, act="h_swish"),
+            MBConv(w["stem"], w["first_block"], 3, 1, 1, act="relu"),
+        ]
+        c = w["first_block"]
+        for s in range(N_STAGES):
+            for b in range(arch.d[s]):
+                i = s * MAX_DEPTH + b
+                layers.append(MBConv(c, w["stages"][s], arch.ks[i], STAGE_STRIDES[s] if b == 0 else 1, arch.e[i],
+                                     act=STAGE_ACTS[s], use_se=STAGE_SE[s]))
+                c = w["stages"][s]
+        layers += [
+            ConvBNAct(c, w["final_expand"], 1, act="h_swish"),
+            nn.AdaptiveAvgPool2d(1),
+            ConvBNAct(w["final_expand"], w["last_channel"], 1, act="h_swish", bn=False),
+            nn.Flatten(1),
+            nn.Dropout(self.dropout),
+            nn.Linear(w["last_channel"], self.num_classes),
+        ]
+        return nn.Sequential(*layers)
+
+    def input_shape(self, arch: OFAArch, batch_size: int = 1) -> tuple[int, ...]:
+        return (batch_size, 3, arch.r, arch.r)
+
+
+def _coupled_e(d: np.ndarray) -> np.ndarray:
+    lut = np.zeros(MAX_DEPTH + 1, dtype=np.int64)
+    for depth, expand in CompOFA.COUPLING.items():
+        lut[depth] = expand
+    return lut[d]
+
+
+class CompOFA(OFAMobileNetV3):
+    """CompOFA: depth and expand coupled per stage; kernels elastic or fixed to MobileNetV3-Large's."""
+
+    COUPLING = {2: 3, 3: 4, 4: 6}  # depth -> expand ratio of every block of the stage
+    fixed_kernel: bool = False
+
+    def __init__(self, resolutions: Sequence[int] = (160, 176, 192, 208, 224), width_mult: float = 1.0,
+                 num_classes: int = 1000, dropout: float = 0.1):
+        super().__init__(resolutions=resolutions, width_mult=width_mult, num_classes=num_classes, dropout=dropout)
+
+    def _make_genes(self) -> tuple[Gene, ...]:
+        genes = tuple(Gene(f"d[{s}]", self.d_choices) for s in range(N_STAGES))
+        if not self.fixed_kernel:
+            genes += tuple(Gene(f"ks[{i}]", self.ks_choices) for i in range(N_BLOCKS))
+        return genes + (Gene("r", self.resolutions),)
+
+    def to_genome(self, arch: OFAArch) -> tuple[int, ...]:
+        self._field_genome(arch)  # every field in its OFA range
+        for s in range(N_STAGES):
+            want_e = self.COUPLING[arch.d[s]]
+            for b in range(arch.d[s]):
+                i = s * MAX_DEPTH + b
+                if arch.e[i] != want_e:
+                    raise InvalidArchitecture(
+                        f"{self.name}: e[{i}] = {arch.e[i]} is not allowed with d[{s}] = {arch.d[s]}; allowed: "
+                        f"{want_e} (CompOFA couples depth and expand: d=2->e=3, d=3->e=4, d=4->e=6)")
+                if self.fixed_kernel and arch.ks[i] != MBV3_LARGE_KERNELS[s]:
+                    raise InvalidArchitecture(
+                        f"{self.name}: ks[{i}] = {arch.ks[i]} is not allowed; allowed: {MBV3_LARGE_KERNELS[s]} "
+                        f"(fixed MobileNetV3-Large kernel of stage {s})")
+        genome = tuple(self.d_choices.index(v) for v in arch.d)
+        if not self.fixed_kernel:
+            genome += tuple(self.ks_choices.index(v) for v in arch.ks)
+        return genome + (self.resolutions.index(arch.r),)
+
+    def from_genome(self, genome: Sequence[int]) -> OFAArch:
+        d = tuple(self.d_choices[i] for i in genome[:N_STAGES])
+        e = tuple(self.COUPLING[d[s]] for s in range(N_STAGES) for _ in range(MAX_DEPTH))
+        if self.fixed_kernel:
+            ks = tuple(MBV3_LARGE_KERNELS[s] for s in range(N_STAGES) for _ in range(MAX_DEPTH))
+        else:
+            ks = tuple(self.ks_choices[i] for i in genome[N_STAGES:N_STAGES + N_BLOCKS])
+        return OFAArch(ks, e, d, self.resolutions[genome[-1]])
+
+    def _coupling_ok(self, ks: np.ndarray, e: np.ndarray, d: np.ndarray) -> bool:
+        mask = self.active_mask(d)
+        want_e = np.repeat(_coupled_e(d), MAX_DEPTH, axis=1)
+        ok = bool((e[mask] == want_e[mask]).all())
+        if self.fixed_kernel:
+            want_k = np.repeat(np.array(MBV3_LARGE_KERNELS)[None, :], MAX_DEPTH, axis=1)
+            ok = ok and bool((ks[mask] == np.broadcast_to(want_k, ks.shape)[mask]).all())
+        return ok
+
+    def size(self) -> int:
+        per_block = 1 if self.fixed_kernel else len(self.ks_choices)
+        return sum(per_block ** d for d in self.d_choices) ** N_STAGES * len(self.resolutions)
+
+
+@register_space("compofa_fixed")
+class CompOFAFixedKernel(CompOFA):
+    """243 networks per resolution: 3 coupled depth/expand choices in each of 5 stages."""
+
+    fixed_kernel = True
+
+
+@register_space("compofa_elastic")
+class CompOFAElasticKernel(CompOFA):
+    fixed_kernel = False
+
+
+__all__ = ["OFAArch", "OFAMobileNetV3", "CompOFA", "CompOFAFixedKernel", "CompOFAElasticKernel", "choices_text"]

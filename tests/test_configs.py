@@ -1,0 +1,109 @@
+"""Every option of every config group composes and instantiates; the CLI contract holds."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from hwnas.jobs import JobContext, list_jobs, run_job
+from hwnas.tracking import make_tracker
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith("_"))
+OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
+
+
+def test_groups_present():
+    for group in ("search_space", "trainer", "logger", "paths", "job"):
+        assert group in GROUPS
+
+
+@pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes_and_instantiates(compose_cfg, tmp_path, group, option):
+    cfg = compose_cfg(f"{group}={option}", "logger=none")
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    if group == "job":
+        assert cfg.job.name == option
+        return
+    node = cfg[group]
+    if group == "trainer":
+        if node.accelerator == "gpu" and not torch.cuda.is_available():
+            pytest.skip("no GPU")
+        trainer = instantiate(node, default_root_dir=str(tmp_path), logger=False)
+        assert trainer.max_epochs == node.max_epochs
+    elif group == "logger":
+        tracker = make_tracker(node, tmp_path, name="t", config={"a": 1})
+        tracker.log_metrics({"x": 1.0})
+        tracker.finish()
+    elif "_target_" in node:
+        obj = instantiate(node)
+        assert obj is not None
+        if group == "search_space":
+            assert obj.name == option
+
+
+def test_every_job_module_has_a_config():
+    jobs = {f.stem for f in (CONF / "job").glob("*.yaml")}
+    assert set(list_jobs()) == jobs
+
+
+def test_run_job_writes_flat_metrics(compose_cfg, tmp_path):
+    cfg = compose_cfg("job=pipeline", "pipeline.n=2", "search_space=nb201", "logger=csv")
+    metrics = run_job(cfg, run_dir=tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["n_archs"] == 2 and metrics["n_archs"] == 2
+    assert all(isinstance(v, (int, float)) for v in saved.values())
+    assert (tmp_path / "run" / "archs.csv").read_text().count("\n") == 3
+    assert (tmp_path / "run" / "metrics_log.csv").exists()
+
+
+def _hwnas(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "hwnas", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_prints_config(tmp_path):
+    out = _hwnas("--cfg", "job", "search_space=fbnet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "name: fbnet" in out.stdout and "job:" in out.stdout
+
+
+def test_cli_runs_job_in_run_dir(tmp_path):
+    run_dir = tmp_path / "my_run"
+    out = _hwnas("search_space=compofa_fixed", "pipeline.n=1", "logger=none", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["n_archs"] == 1
+
+
+def test_cli_multirun_sweeps(tmp_path):
+    out = _hwnas("-m", "search_space=nb201", "pipeline.n=1", "logger=none", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sw",
+                 cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.parent.name for p in (tmp_path / "sw").glob("*/metrics.json")) == ["0", "1"]
+
+
+def test_cli_user_error_is_one_line(tmp_path):
+    out = _hwnas("search_space.width_mult=-1", "logger=none", f"hydra.run.dir={tmp_path}/r", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("hwnas: error:")]
+    assert lines and "width_mult = -1 " in lines[0] and "1.0 and 1.2" in lines[0]
+
+
+def test_cli_unknown_space_lists_options(tmp_path):
+    out = _hwnas("search_space=nope", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "nope" in out.stderr and "ofa_mbv3" in out.stderr and "nb201" in out.stderr
+
+
+def test_job_context_data_dir_missing(tmp_path):
+    from hwnas.errors import DataError
+
+    ctx = JobContext(run_dir=tmp_path, data_dir_value=str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="missing"):
+        ctx.data_dir
