@@ -73,7 +73,7 @@ def test_invalid_strings_name_the_problem(space, text, expected):
 )
 def test_invalid_arch_objects(space, arch, expected):
     assert not space.is_valid(arch)
-    with pytest.raises(InvalidArchitecture, match=None) as info:
+    with pytest.raises(InvalidArchitecture) as info:
         space.validate(arch)
     assert expected in str(info.value)
 
