@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, ClassVar, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,33 @@ class Gene:
             raise InvalidArchitecture(
                 f"{space}: {self.name} = {value!r} is not allowed; allowed: {choices_text(self.choices)}"
             ) from None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a network as a lookup table sees it: a key naming its configuration and shapes.
+
+    Two layers with the same key are the same computation, so their latency, FLOPs and parameters
+    are measured once (OFA's lookup-table idea). ``build()`` returns the runnable layer.
+    """
+
+    key: str
+    input_shape: tuple[int, ...]  # without the batch dimension
+    factory: Callable[[], nn.Module] = field(compare=False, hash=False, repr=False)
+
+    def build(self) -> nn.Module:
+        return self.factory()
+
+
+def hwc(shape: Sequence[int]) -> str:
+    """``(C, H, W)`` -> ``'HxWxC'`` as in OFA's lookup-table keys."""
+    c, h, w = shape
+    return f"{h}x{w}x{c}"
+
+
+def conv_out(size: int, stride: int) -> int:
+    """Spatial size after a 'same'-padded conv of odd kernel: ``ceil(size / stride)``."""
+    return (size - 1) // stride + 1
 
 
 def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -194,15 +221,38 @@ class SearchSpace(ABC):
         """Shape of the input tensor ``build_model(arch)`` expects."""
 
     def cost(self, arch: Arch):
-        """Parameters, FLOPs and peak activation memory of ``arch`` (see :mod:`hwnas.spaces.cost`)."""
+        """Parameters, FLOPs and peak activation memory of ``arch``, measured on the whole network."""
         from hwnas.spaces.cost import model_cost
 
         return model_cost(self.build_model(self.validate(arch)), self.input_shape(arch))
 
     def costs(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
-        """Costs of a batch as columns ``params, flops, macs, peak_activation_bytes``."""
-        rows = [self.cost(a) for a in archs]
-        return {k: np.array([getattr(r, k) for r in rows], dtype=np.float64) for k in ("params", "flops", "macs", "peak_activation_bytes")}
+        """Costs of a batch as columns ``params, flops, macs, peak_activation_bytes``.
+
+        Summed over the layer decomposition, each distinct layer costed once, so thousands of
+        architectures take a second. Params and FLOPs equal :meth:`cost`; the peak activation is
+        the largest single-layer peak (it ignores tensors held across layers by skip paths).
+        """
+        from hwnas.spaces.cost import layer_costs
+
+        return layer_costs(self, archs)
+
+    # ------------------------------------------------------------------ layer decomposition
+    def layers(self, arch: Arch) -> list[Layer]:
+        """The network of ``arch`` as a sequence of lookup-table layers."""
+        raise NotImplementedError(f"{self.name} has no layer decomposition")
+
+    def covering_archs(self) -> list[Arch]:
+        """A few architectures whose layers together include every distinct layer of the space."""
+        raise NotImplementedError(f"{self.name} has no layer decomposition")
+
+    def layer_universe(self) -> list[Layer]:
+        """Every distinct layer configuration of the space (what a lookup table must profile)."""
+        seen: dict[str, Layer] = {}
+        for arch in self.covering_archs():
+            for layer in self.layers(arch):
+                seen.setdefault(layer.key, layer)
+        return list(seen.values())
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size(), "genes": len(self.genes), "encoding_dim": self.encoding_dim}

@@ -74,3 +74,26 @@ def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ArchCost:
         out = model(x)
     del out
     return ArchCost(params=count_params(model), flops=int(flops), peak_activation_bytes=int(tracker.peak))
+
+
+def layer_cost(layer) -> ArchCost:
+    """Cost of one lookup-table layer at batch size 1."""
+    return model_cost(layer.build(), (1, *layer.input_shape))
+
+
+def layer_costs(space, archs) -> dict[str, "np.ndarray"]:
+    """Batch costs summed over each space's layer decomposition; each distinct layer costed once per space."""
+    import numpy as np
+
+    cache: dict[str, ArchCost] = space.__dict__.setdefault("_layer_cost_cache", {})
+    n = len(archs)
+    params, flops, peak = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i, arch in enumerate(archs):
+        for layer in space.layers(arch):
+            c = cache.get(layer.key)
+            if c is None:
+                c = cache[layer.key] = layer_cost(layer)
+            params[i] += c.params
+            flops[i] += c.flops
+            peak[i] = max(peak[i], c.peak_activation_bytes)
+    return {"params": params, "flops": flops, "macs": flops / 2, "peak_activation_bytes": peak}

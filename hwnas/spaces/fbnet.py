@@ -21,13 +21,14 @@ conv-BN-ReLU projection with the layer's stride.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from hwnas.errors import ConfigError, InvalidArchitecture, choices_text
-from hwnas.spaces.base import Gene, SearchSpace
+from hwnas.spaces.base import Gene, Layer, SearchSpace, conv_out, hwc
 from hwnas.spaces.layers import ConvBNAct, MBConv
 from hwnas.spaces.registry import register_space
 
@@ -80,13 +81,16 @@ def _layer(op: str, c_in: int, c_out: int, stride: int) -> nn.Module:
     return MBConv(c_in, c_out, kernel, stride, expand, act="relu", use_se=False, groups=groups, always_expand=True)
 
 
+def _head() -> nn.Sequential:
+    return nn.Sequential(ConvBNAct(STAGES[-1][0], HEAD_CHANNELS, 1, act="relu"), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
 class FBNetNetwork(nn.Module):
     def __init__(self, ops: Sequence[str], num_classes: int, stem_stride: int, stage_strides: Sequence[int]):
         super().__init__()
         self.stem = ConvBNAct(3, STEM_CHANNELS, 3, stem_stride, act="relu")
         self.layers = nn.Sequential(*(_layer(op, *plan) for op, plan in zip(ops, _layer_plan(stage_strides))))
-        self.head = nn.Sequential(ConvBNAct(STAGES[-1][0], HEAD_CHANNELS, 1, act="relu"),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = _head()
         self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
 
     def forward(self, x):
@@ -174,6 +178,28 @@ class FBNet(SearchSpace):
 
     def input_shape(self, arch: FBNetArch | None = None, batch_size: int = 1) -> tuple[int, ...]:
         return (batch_size, 3, self.input_size, self.input_size)
+
+    def layers(self, arch: FBNetArch) -> list[Layer]:
+        """Stem, the 22 searchable layers, head conv + pool, classifier."""
+        self.validate(arch)
+        size = self.input_size
+        new = conv_out(size, self.stem_stride)
+        out = [Layer(f"stem-input:{hwc((3, size, size))}-output:{hwc((STEM_CHANNELS, new, new))}-stride:{self.stem_stride}",
+                     (3, size, size), partial(ConvBNAct, 3, STEM_CHANNELS, 3, self.stem_stride, act="relu"))]
+        size = new
+        for op, (c_in, c_out, stride) in zip(arch.ops, _layer_plan(self.stage_strides)):
+            new = conv_out(size, stride)
+            out.append(Layer(f"{op}-input:{hwc((c_in, size, size))}-output:{hwc((c_out, new, new))}-stride:{stride}",
+                             (c_in, size, size), partial(_layer, op, c_in, c_out, stride)))
+            size = new
+        c = STAGES[-1][0]
+        out += [Layer(f"head-input:{hwc((c, size, size))}-output:{HEAD_CHANNELS}", (c, size, size), _head),
+                Layer(f"classifier-input:{HEAD_CHANNELS}-output:{self.num_classes}", (HEAD_CHANNELS,),
+                      partial(nn.Linear, HEAD_CHANNELS, self.num_classes))]
+        return out
+
+    def covering_archs(self) -> list[FBNetArch]:
+        return [FBNetArch((op,) * NUM_LAYERS) for op in OPS]
 
     def describe(self) -> dict:
         return {**super().describe(), "num_classes": self.num_classes, "input_size": self.input_size,

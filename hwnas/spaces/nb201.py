@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
+from functools import partial
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from hwnas.errors import ConfigError, InvalidArchitecture, choices_text
-from hwnas.spaces.base import Gene, SearchSpace
+from hwnas.spaces.base import Gene, Layer, SearchSpace, conv_out, hwc
 from hwnas.spaces.registry import register_space
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -124,19 +125,27 @@ class NB201Reduction(nn.Module):
         return self.body(x) + self.shortcut(x)
 
 
+def _stem(channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+
+
+def _head(channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
 class NB201Network(nn.Module):
     """The NAS-Bench-201 macro skeleton: stem, 3 stages of ``cells_per_stage`` cells at C, 2C, 4C, classifier."""
 
     def __init__(self, ops: Sequence[str], num_classes: int, channels: int, cells_per_stage: int):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
+        layers: list[nn.Module] = [_stem(channels)]
         c = channels
         for stage in range(3):
             if stage > 0:
                 layers.append(NB201Reduction(c, 2 * c))
                 c *= 2
             layers.extend(NB201Cell(ops, c) for _ in range(cells_per_stage))
-        layers += [nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers.append(_head(c))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c, num_classes)
 
@@ -272,6 +281,32 @@ class NASBench201(SearchSpace):
 
     def input_shape(self, arch: NB201Arch | None = None, batch_size: int = 1) -> tuple[int, ...]:
         return (batch_size, 3, self.input_size, self.input_size)
+
+    def layers(self, arch: NB201Arch) -> list[Layer]:
+        """Stem, every edge op of every cell, the reduction blocks and the head, as lookup-table layers.
+
+        The cell's node sums are not layers; a lookup table approximates a cell by its ops' sum.
+        """
+        self.validate(arch)
+        size, c = self.input_size, self.channels
+        out = [Layer(f"stem-input:{hwc((3, size, size))}-output:{hwc((c, size, size))}", (3, size, size),
+                     partial(_stem, c))]
+        for stage in range(3):
+            if stage > 0:
+                new = conv_out(size, 2)
+                out.append(Layer(f"resblock-input:{hwc((c, size, size))}-output:{hwc((2 * c, new, new))}", (c, size, size),
+                                 partial(NB201Reduction, c, 2 * c)))
+                c, size = 2 * c, new
+            shape = hwc((c, size, size))
+            for _ in range(self.cells_per_stage):
+                out += [Layer(f"{op}-input:{shape}-output:{shape}", (c, size, size), partial(_edge_op, op, c))
+                        for op in arch.ops]
+        out += [Layer(f"head-input:{hwc((c, size, size))}-output:{c}", (c, size, size), partial(_head, c)),
+                Layer(f"classifier-input:{c}-output:{self.num_classes}", (c,), partial(nn.Linear, c, self.num_classes))]
+        return out
+
+    def covering_archs(self) -> list[NB201Arch]:
+        return [NB201Arch((op,) * len(EDGES)) for op in OPS]
 
     def describe(self) -> dict:
         return {**super().describe(), "num_classes": self.num_classes, "input_size": self.input_size,

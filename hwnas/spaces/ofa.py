@@ -11,6 +11,7 @@ fixed-kernel variant, uses MobileNetV3-Large's kernel of each stage (3, 5, 3, 3,
 from __future__ import annotations
 
 import json
+from functools import partial
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from hwnas.errors import ConfigError, InvalidArchitecture, choices_text
-from hwnas.spaces.base import Gene, SearchSpace
+from hwnas.spaces.base import Gene, Layer, SearchSpace, conv_out
 from hwnas.spaces.layers import ConvBNAct, MBConv, make_divisible
 from hwnas.spaces.registry import register_space
 
@@ -233,28 +234,47 @@ class OFAMobileNetV3(SearchSpace):
                 "last_channel": make_divisible(BASE_LAST_CHANNEL * self.width_mult)}
 
     def build_model(self, arch: OFAArch) -> nn.Module:
+        return nn.Sequential(*(layer.build() for layer in self.layers(arch)))
+
+    def layers(self, arch: OFAArch) -> list[Layer]:
+        """The subnet as OFA's lookup tables see it (keys as in OFA's Note10 tables for width 1.2)."""
         self.validate(arch)
-        w = self.widths()
-        layers: list[nn.Module] = [
-            ConvBNAct(3, w["stem"], 3, stride=2, act="h_swish"),
-            MBConv(w["stem"], w["first_block"], 3, 1, 1, act="relu"),
-        ]
+        w, r = self.widths(), arch.r
+        size = conv_out(r, 2)
+        out = [Layer(f"Conv-input:{r}x{r}x3-output:{size}x{size}x{w['stem']}", (3, r, r),
+                     partial(ConvBNAct, 3, w["stem"], 3, 2, act="h_swish"))]
+        blocks = [(w["stem"], w["first_block"], 3, 1, 1, "relu", False)]
         c = w["first_block"]
         for s in range(N_STAGES):
             for b in range(arch.d[s]):
                 i = s * MAX_DEPTH + b
-                layers.append(MBConv(c, w["stages"][s], arch.ks[i], STAGE_STRIDES[s] if b == 0 else 1, arch.e[i],
-                                     act=STAGE_ACTS[s], use_se=STAGE_SE[s]))
+                blocks.append((c, w["stages"][s], arch.ks[i], STAGE_STRIDES[s] if b == 0 else 1, arch.e[i],
+                               STAGE_ACTS[s], STAGE_SE[s]))
                 c = w["stages"][s]
-        layers += [
-            ConvBNAct(c, w["final_expand"], 1, act="h_swish"),
-            nn.AdaptiveAvgPool2d(1),
-            ConvBNAct(w["final_expand"], w["last_channel"], 1, act="h_swish", bn=False),
-            nn.Flatten(1),
-            nn.Dropout(self.dropout),
-            nn.Linear(w["last_channel"], self.num_classes),
+        for c_in, c_out, kernel, stride, expand, act, se in blocks:
+            mid = c_in if expand == 1 else make_divisible(round(c_in * expand))
+            new = conv_out(size, stride)
+            key = (f"expanded_conv-input:{size}x{size}x{c_in}-output:{new}x{new}x{c_out}-expand:{mid}-kernel:{kernel}"
+                   f"-stride:{stride}-idskip:{int(stride == 1 and c_in == c_out)}-se:{int(se)}-hs:{int(act == 'h_swish')}")
+            out.append(Layer(key, (c_in, size, size), partial(MBConv, c_in, c_out, kernel, stride, expand, act=act, use_se=se)))
+            size = new
+        fe, last = w["final_expand"], w["last_channel"]
+        out += [
+            Layer(f"Conv_1-input:{size}x{size}x{c}-output:{size}x{size}x{fe}", (c, size, size),
+                  partial(ConvBNAct, c, fe, 1, act="h_swish")),
+            Layer(f"AvgPool2D-input:{size}x{size}x{fe}-output:1x1x{fe}", (fe, size, size), partial(nn.AdaptiveAvgPool2d, 1)),
+            Layer(f"Conv_2-input:1x1x{fe}-output:1x1x{last}", (fe, 1, 1),
+                  partial(ConvBNAct, fe, last, 1, act="h_swish", bn=False)),
+            Layer(f"Logits-input:1x1x{last}-output:{self.num_classes}", (last, 1, 1),
+                  partial(_classifier, last, self.num_classes, self.dropout)),
         ]
-        return nn.Sequential(*layers)
+        return out
+
+    def covering_archs(self) -> list[OFAArch]:
+        """Per resolution, one network of uniform (kernel, expand) per combination at full depth."""
+        d = (max(self.d_choices),) * N_STAGES
+        return [self.validate(OFAArch((k,) * N_BLOCKS, (e,) * N_BLOCKS, d, r))
+                for r in self.resolutions for k in self.ks_choices for e in self.e_choices]
 
     def input_shape(self, arch: OFAArch, batch_size: int = 1) -> tuple[int, ...]:
         return (batch_size, 3, arch.r, arch.r)
@@ -265,6 +285,10 @@ def _coupled_e(d: np.ndarray) -> np.ndarray:
     for depth, expand in CompOFA.COUPLING.items():
         lut[depth] = expand
     return lut[d]
+
+
+def _classifier(features: int, num_classes: int, dropout: float) -> nn.Module:
+    return nn.Sequential(nn.Flatten(1), nn.Dropout(dropout), nn.Linear(features, num_classes))
 
 
 class CompOFA(OFAMobileNetV3):
@@ -319,6 +343,19 @@ class CompOFA(OFAMobileNetV3):
             want_k = np.repeat(np.array(MBV3_LARGE_KERNELS)[None, :], MAX_DEPTH, axis=1)
             ok = ok and bool((ks[mask] == np.broadcast_to(want_k, ks.shape)[mask]).all())
         return ok
+
+    def covering_archs(self) -> list[OFAArch]:
+        """Per resolution, every coupled depth uniformly over the stages, with every kernel choice."""
+        kernels = [None] if self.fixed_kernel else self.ks_choices
+        archs = []
+        for r in self.resolutions:
+            for depth in self.d_choices:
+                for k in kernels:
+                    genome = (self.d_choices.index(depth),) * N_STAGES
+                    if k is not None:
+                        genome += (self.ks_choices.index(k),) * N_BLOCKS
+                    archs.append(self.from_genome(genome + (self.resolutions.index(r),)))
+        return archs
 
     def size(self) -> int:
         per_block = 1 if self.fixed_kernel else len(self.ks_choices)

@@ -1,0 +1,75 @@
+"""Contract tests parametrized over the space registry (timm style)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hwnas.errors import InvalidArchitecture
+from hwnas.spaces import get_space, list_spaces
+
+SMALL = {"ofa_mbv3": {"resolutions": [128, 160]}, "compofa_fixed": {"resolutions": [160]},
+         "compofa_elastic": {"resolutions": [160]}, "nb201": {}, "fbnet": {}}
+
+
+def test_registry_lists_the_five_spaces():
+    assert list_spaces() == sorted(SMALL)
+
+
+@pytest.fixture(params=sorted(SMALL), scope="module")
+def space(request):
+    return get_space(request.param, **SMALL[request.param])
+
+
+def test_strings_round_trip_and_encode(space):
+    archs = space.sample(20, seed=0)
+    assert space.from_strings([space.to_string(a) for a in archs]) == archs
+    x = space.encode(archs)
+    assert x.shape == (20, space.encoding_dim) and x.dtype == torch.float32
+    assert set(torch.unique(x).tolist()) <= {0.0, 1.0}
+    assert space.encode([]).shape == (0, space.encoding_dim)
+
+
+def test_foreign_architecture_is_rejected(space):
+    other = get_space("nb201" if space.name != "nb201" else "fbnet")
+    foreign = other.sample(1, seed=0)[0]
+    with pytest.raises(InvalidArchitecture, match=space.name):
+        space.validate(foreign)
+    with pytest.raises(InvalidArchitecture, match=space.name):
+        space.from_string(other.to_string(foreign))
+
+
+def test_layer_decomposition_sums_to_the_network(space):
+    archs = space.sample(3, seed=1)
+    costs = space.costs(archs)
+    for i, arch in enumerate(archs):
+        whole = space.cost(arch)
+        assert costs["flops"][i] == whole.flops and costs["params"][i] == whole.params
+        assert 0 < costs["peak_activation_bytes"][i] <= whole.peak_activation_bytes
+    universe = {layer.key for layer in space.layer_universe()}
+    for arch in space.sample(30, seed=2):
+        assert {layer.key for layer in space.layers(arch)} <= universe
+
+
+def test_layers_run_on_their_input_shape(space):
+    for layer in space.layers(space.sample(1, seed=3)[0])[:4]:
+        with torch.no_grad():
+            layer.build().eval()(torch.zeros(1, *layer.input_shape))
+
+
+def test_ofa_w12_layers_are_the_note10_lookup_table(data_dir):
+    """Our OFA network at width 1.2 has exactly the layers of OFA's Note10 tables, key for key."""
+    resolutions = list(range(160, 225, 4))
+    space = get_space("ofa_mbv3", width_mult=1.2, resolutions=resolutions)
+    lut_keys = set()
+    for r in resolutions:
+        with open(data_dir / "ofa" / "note10_lut" / f"note10_{r}_lookup_table.yaml") as fh:
+            lut_keys |= set(yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    assert {layer.key for layer in space.layer_universe()} == lut_keys
+
+
+def test_sample_is_prefix_stable(space):
+    """Asking for more samples with the same seed extends, not reshuffles, the first ones."""
+    assert space.sample(10, seed=5) == space.sample(25, seed=5)[:10]
+    assert np.array_equal(space.genome_array(space.sample(0, seed=1)), np.zeros((0, len(space.genes))))
