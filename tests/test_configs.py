@@ -24,17 +24,26 @@ def test_groups_present():
         assert group in GROUPS
 
 
+#: Options that only make sense with a matching choice elsewhere.
+COMPANIONS = {
+    ("device", "help"): ["search_space=nb201"],
+    ("device", "table"): ["device.path={data}/ofa/syed/ofa_mbv3__note10_lut.csv"],
+}
+NEEDS_GPU = {("device", "local_cuda"), ("trainer", "gpu")}
+
+
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_option_composes_and_instantiates(compose_cfg, tmp_path, group, option):
-    cfg = compose_cfg(f"{group}={option}", "logger=none")
+def test_option_composes_and_instantiates(compose_cfg, tmp_path, data_dir, group, option):
+    if (group, option) in NEEDS_GPU and not torch.cuda.is_available():
+        pytest.skip("no GPU")
+    extra = [o.format(data=data_dir) for o in COMPANIONS.get((group, option), [])]
+    cfg = compose_cfg(f"{group}={option}", "logger=none", f"paths.data_dir={data_dir}", *extra)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     if group == "job":
         assert cfg.job.name == option
         return
     node = cfg[group]
     if group == "trainer":
-        if node.accelerator == "gpu" and not torch.cuda.is_available():
-            pytest.skip("no GPU")
         trainer = instantiate(node, default_root_dir=str(tmp_path), logger=False)
         assert trainer.max_epochs == node.max_epochs
     elif group == "logger":

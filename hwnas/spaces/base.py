@@ -156,6 +156,22 @@ class SearchSpace(ABC):
             raise ConfigError(f"{self.name}: sample size n = {n} must be >= 0")
         return self.decode_genomes(self.sample_genomes(n, as_rng(seed)))
 
+    def sample_unique(self, n: int, seed: int | np.random.Generator | None = None, chunk: int = 1024) -> list[Arch]:
+        """``n`` distinct architectures (fewer if the space is smaller), prefix-stable in ``n`` for a seed."""
+        if n < 0:
+            raise ConfigError(f"{self.name}: sample size n = {n} must be >= 0")
+        n = min(n, self.size())
+        rng, seen, out = as_rng(seed), set(), []
+        while len(out) < n:
+            for arch in self.decode_genomes(self.sample_genomes(chunk, rng)):
+                key = self.to_string(arch)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(arch)
+                    if len(out) == n:
+                        break
+        return out
+
     def mutate(self, arch: Arch, prob: float = 0.1, seed: int | np.random.Generator | None = None) -> Arch:
         """Resample each gene with probability ``prob`` (OFA's evolutionary mutation)."""
         return self.mutate_batch([arch], prob, seed)[0]
