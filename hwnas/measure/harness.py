@@ -20,6 +20,7 @@ class Timing:
     """Per-inference latency statistics over ``repeats`` timed blocks of ``number`` runs each."""
 
     median_ms: float
+    mean_ms: float
     std_ms: float
     iqr_ms: float
     min_ms: float
@@ -49,5 +50,5 @@ def measure_latency(model: nn.Module, inputs: torch.Tensor, warmup: int = 5, rep
             timer.timeit(int(warmup))
         samples = np.array([timer.timeit(int(number)).median for _ in range(int(repeats))]) * 1e3
     q1, q3 = np.percentile(samples, [25, 75])
-    return Timing(median_ms=float(np.median(samples)), std_ms=float(samples.std(ddof=1)) if repeats > 1 else 0.0,
+    return Timing(median_ms=float(np.median(samples)), mean_ms=float(samples.mean()), std_ms=float(samples.std(ddof=1)) if repeats > 1 else 0.0,
                   iqr_ms=float(q3 - q1), min_ms=float(samples.min()), repeats=int(repeats), number=int(number))

@@ -1,0 +1,48 @@
+"""Latency of every architecture in a CSV, in input order, from any estimator."""
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import instantiate
+from tqdm import tqdm
+
+from hwnas.errors import ConfigError, DataError
+from hwnas.estimators.fitting import fit_from_config
+from hwnas.io import write_csv
+
+
+def read_arch_column(path: str | Path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"predict.input '{path}' does not exist")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if "arch" not in (reader.fieldnames or []):
+            raise DataError(f"predict.input '{path}' has no 'arch' column; columns: {reader.fieldnames}")
+        return [row["arch"] for row in reader]
+
+
+def run(cfg, ctx) -> dict[str, float]:
+    space = instantiate(cfg.search_space)
+    estimator = instantiate(cfg.estimator)
+    device = instantiate(cfg.device) if estimator.needs_fit and not estimator.fit_data else None
+    fit_from_config(estimator, space, device)
+    strings = read_arch_column(cfg.predict.input)
+    archs = space.from_strings(strings)
+    batch = int(cfg.predict.batch_size)
+    if batch < 1:
+        raise ConfigError(f"predict.batch_size = {batch} must be >= 1")
+    t0 = time.perf_counter()
+    parts = [estimator.predict(space, archs[i:i + batch])
+             for i in tqdm(range(0, len(archs), batch), desc=f"predicting with {estimator.name}", unit="batch")]
+    seconds = time.perf_counter() - t0
+    pred = np.concatenate(parts) if parts else np.zeros(0)
+    output = Path(cfg.predict.output) if cfg.predict.get("output") else ctx.path("predictions.csv")
+    write_csv(output, ["arch", "latency_ms"], ([s, f"{p:.6g}"] for s, p in zip(strings, pred)))
+    print(f"{len(pred)} predictions with estimator={estimator.name} in {seconds:.2f} s -> {output}")
+    return {"n_archs": len(pred), "predict_seconds": seconds,
+            "archs_per_second": len(pred) / seconds if seconds > 0 else 0.0,
+            "latency_ms_mean": float(pred.mean()) if len(pred) else 0.0}
