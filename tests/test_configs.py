@@ -28,6 +28,7 @@ def test_groups_present():
 COMPANIONS = {
     ("device", "help"): ["search_space=nb201"],
     ("device", "table"): ["device.path={data}/ofa/syed/ofa_mbv3__note10_lut.csv"],
+    ("estimator", "lut"): ["estimator.path={data}/ofa/note10_lut"],
 }
 NEEDS_GPU = {("device", "local_cuda"), ("trainer", "gpu")}
 

@@ -27,11 +27,11 @@ def read_arch_column(path: str | Path) -> list[str]:
 
 def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
+    strings = read_arch_column(cfg.predict.input)
+    archs = space.from_strings(strings)
     estimator = instantiate(cfg.estimator)
     device = instantiate(cfg.device) if estimator.needs_fit and not estimator.fit_data else None
     fit_from_config(estimator, space, device)
-    strings = read_arch_column(cfg.predict.input)
-    archs = space.from_strings(strings)
     batch = int(cfg.predict.batch_size)
     if batch < 1:
         raise ConfigError(f"predict.batch_size = {batch} must be >= 1")

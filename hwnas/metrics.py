@@ -1,0 +1,88 @@
+"""Latency-prediction metrics (torchmetrics), shared by the evaluate job and the Lightning predictors.
+
+RMSE (ms), RMSE % (RMSE / mean true latency), MAPE, Spearman's rho, Kendall's tau, and the share
+of predictions within +/-5 % and +/-10 % of the truth (nn-Meter's accuracy metric).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.regression import (KendallRankCorrCoef, MeanAbsolutePercentageError, MeanSquaredError,
+                                     SpearmanCorrCoef)
+
+
+class WithinRelativeError(Metric):
+    """Fraction of predictions with ``|pred - true| / true <= tolerance`` (nn-Meter's "±10 % accuracy")."""
+
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, tolerance: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.tolerance = tolerance
+        self.add_state("hits", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        rel = (preds - target).abs() / target.abs()
+        self.hits += (rel <= self.tolerance).sum()
+        self.total += target.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.hits / self.total
+
+
+class RelativeRMSE(Metric):
+    """RMSE divided by the mean true value (the RMSE % of latency-predictor papers)."""
+
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("sq", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sum_target", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("n", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds, target):
+        self.sq += ((preds.double() - target.double()) ** 2).sum()
+        self.sum_target += target.double().sum()
+        self.n += target.numel()
+
+    def compute(self):
+        return (self.sq / self.n).sqrt() / (self.sum_target / self.n)
+
+
+def latency_metrics(prefix: str = "") -> MetricCollection:
+    """The metric set of every latency estimator, as one torchmetrics collection."""
+    # Latency datasets are small (<= 10^5 rows): buffering all predictions for rank metrics is intended.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all targets and predictions in the buffer.*")
+        return _collection(prefix)
+
+
+def _collection(prefix: str) -> MetricCollection:
+    return MetricCollection({
+        "rmse_ms": MeanSquaredError(squared=False),
+        "rmse_pct": RelativeRMSE(),
+        "mape": MeanAbsolutePercentageError(),
+        "spearman": SpearmanCorrCoef(),
+        "kendall": KendallRankCorrCoef(),
+        "within_5pct": WithinRelativeError(0.05),
+        "within_10pct": WithinRelativeError(0.10),
+    }, prefix=prefix)
+
+
+def evaluate_predictions(pred, target, prefix: str = "") -> dict[str, float]:
+    """All latency metrics of predictions against the truth, as plain floats."""
+    p = torch.as_tensor(np.asarray(pred, dtype=np.float64), dtype=torch.float64)
+    t = torch.as_tensor(np.asarray(target, dtype=np.float64), dtype=torch.float64)
+    metrics = latency_metrics(prefix).to(torch.float64)
+    metrics.update(p, t)
+    out = {k: float(v) for k, v in metrics.compute().items()}
+    out[f"{prefix}rmse_pct"] *= 100.0
+    out[f"{prefix}mape"] *= 100.0
+    return out

@@ -1,0 +1,107 @@
+"""FLOPs and lookup-table estimators, metrics, and the build_lut / predict / evaluate jobs."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import yaml
+
+from hwnas.devices import TableDevice
+from hwnas.errors import ConfigError, DataError, InvalidArchitecture
+from hwnas.estimators import FlopsEstimator, LookupTableEstimator
+from hwnas.jobs import run_job
+from hwnas.metrics import evaluate_predictions
+from hwnas.spaces import get_space
+
+FAST = ["device.warmup=0", "device.repeats=2", "logger=none"]
+
+
+def test_note10_lut_reproduces_the_syed_note10_dataset(data_dir):
+    """Summing OFA's Note10 tables over our layer decomposition gives Syed et al.'s note10_lut latencies."""
+    space = get_space("ofa_mbv3", width_mult=1.2, resolutions=list(range(160, 225, 4)))
+    archs, truth = TableDevice(source="syed", column="note10_lut", space="ofa_mbv3", data_dir=str(data_dir)).dataset(space)
+    pred = LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir)).predict(space, archs)
+    diff = pred - truth
+    at224 = np.array([a.r == 224 for a in archs])
+    assert np.abs(diff[at224]).max() < 1e-6  # identical at 224 px
+    assert np.abs(diff).max() < 0.06 and np.median(np.abs(diff) / truth) < 1e-3  # per-resolution offsets < 0.06 ms
+
+
+def test_lut_errors(data_dir):
+    with pytest.raises(ConfigError, match="estimator.path"):
+        LookupTableEstimator()
+    est = LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir))
+    w10 = get_space("ofa_mbv3", resolutions=[224])
+    with pytest.raises(DataError, match="width_mult=1.2"):
+        est.predict(w10, w10.sample(1, seed=0))
+    with pytest.raises(ConfigError, match="statistic = 'max'"):
+        LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir), statistic="max")
+
+
+def test_flops_estimator_fits_a_table_device(data_dir):
+    space = get_space("nb201")
+    archs, lat = TableDevice(source="help", column="titan_rtx_256", space="nb201", data_dir=str(data_dir)).dataset(space)
+    est = FlopsEstimator()
+    with pytest.raises(ConfigError, match="must be fit"):
+        est.predict(space, archs[:2])
+    est.fit(space, archs[:200], lat[:200])
+    m = evaluate_predictions(est.predict(space, archs[200:1200]), lat[200:1200])
+    assert m["spearman"] > 0.5 and m["rmse_ms"] > 0
+    with pytest.raises(ConfigError, match="features = \\['macs'\\]"):
+        FlopsEstimator(features=["macs"])
+
+
+def test_metrics_definitions():
+    truth = np.array([10.0, 20.0, 30.0, 40.0])
+    pred = np.array([10.5, 23.0, 29.0, 40.0])
+    m = evaluate_predictions(pred, truth)
+    assert m["rmse_ms"] == pytest.approx(np.sqrt((0.25 + 9 + 1 + 0) / 4))
+    assert m["rmse_pct"] == pytest.approx(100 * m["rmse_ms"] / 25)
+    assert m["mape"] == pytest.approx(100 * np.mean([0.05, 0.15, 1 / 30, 0]))
+    assert m["within_10pct"] == pytest.approx(0.75) and m["within_5pct"] == pytest.approx(0.75)
+    assert m["kendall"] == pytest.approx(1.0) and m["spearman"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_build_lut_then_predict_in_input_order(compose_cfg, tmp_path):
+    lut = tmp_path / "nb201.yaml"
+    m = run_job(compose_cfg("job=build_lut", "search_space=nb201", f"build_lut.output={lut}", *FAST), run_dir=tmp_path / "b")
+    table = yaml.safe_load(lut.read_text())
+    assert m["n_layers"] == len(table) == 20 and all(v["mean"] > 0 for v in table.values())
+    again = run_job(compose_cfg("job=build_lut", "search_space=nb201", f"build_lut.output={lut}", *FAST), run_dir=tmp_path / "b2")
+    assert again["n_profiled_now"] == 0
+
+    space = get_space("nb201")
+    archs = space.sample(50, seed=0)
+    inp = tmp_path / "in.csv"
+    inp.write_text("arch,other\n" + "".join(f"{space.to_string(a)},{i}\n" for i, a in enumerate(archs)))
+    out = tmp_path / "out.csv"
+    run_job(compose_cfg("job=predict", "search_space=nb201", "estimator=lut", f"estimator.path={lut}",
+                        f"predict.input={inp}", f"predict.output={out}", "predict.batch_size=7", "logger=none"),
+            run_dir=tmp_path / "p")
+    rows = list(csv.DictReader(open(out)))
+    assert [r["arch"] for r in rows] == [space.to_string(a) for a in archs]
+    expected = LookupTableEstimator(path=str(lut)).predict(space, archs)
+    assert np.allclose([float(r["latency_ms"]) for r in rows], expected, rtol=1e-5)
+
+
+def test_predict_input_errors(compose_cfg, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("architecture\nx\n")
+    with pytest.raises(DataError, match="no 'arch' column"):
+        run_job(compose_cfg("job=predict", "search_space=nb201", f"predict.input={bad}", "logger=none"), run_dir=tmp_path)
+    other = tmp_path / "other.csv"
+    other.write_text("arch\n" + "-".join(["skip"] * 22) + "\n")
+    with pytest.raises(InvalidArchitecture, match="nb201"):
+        run_job(compose_cfg("job=predict", "search_space=nb201", "estimator=flops", "estimator.fit_data=" + str(other),
+                            f"predict.input={other}", "logger=none"), run_dir=tmp_path)
+
+
+def test_evaluate_job_on_published_table(compose_cfg, tmp_path, data_dir):
+    cfg = compose_cfg("job=evaluate", "search_space=nb201", "device=help", "device.column=gold_6226", "estimator=flops",
+                      "estimator.fit_samples=100", "evaluate.test_samples=1000", f"paths.data_dir={data_dir}", "logger=none")
+    m = run_job(cfg, run_dir=tmp_path)
+    assert m["n_fit"] == 100 and m["n_test"] == 1000
+    assert -1 <= m["spearman"] <= 1 and m["rmse_ms"] > 0 and 0 <= m["within_10pct"] <= 1
+    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    assert len(rows) == 1000 and set(rows[0]) == {"arch", "latency_ms", "predicted_ms"}
