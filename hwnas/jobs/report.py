@@ -1,0 +1,20 @@
+"""Tables from multiruns: ``hwnas job=report report.dirs=[multirun/...]``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hwnas.io import atomic_write_text, write_csv
+from hwnas.report import aggregate, collect_runs, to_csv_rows, to_markdown
+
+
+def run(cfg, ctx) -> dict[str, float]:
+    dirs = list(cfg.report.dirs) if not isinstance(cfg.report.dirs, str) else [cfg.report.dirs]
+    runs = collect_runs(dirs)
+    rows, metrics, table = aggregate(runs, cfg.report.get("rows"), cfg.report.get("metrics"))
+    md = to_markdown(rows, metrics, table, int(cfg.report.precision), cfg.report.get("title"))
+    output = Path(cfg.report.output) if cfg.report.get("output") else ctx.path("report.md")
+    atomic_write_text(output, md)
+    write_csv(output.with_suffix(".csv"), *to_csv_rows(rows, metrics, table))
+    print(md)
+    print(f"report of {len(runs)} runs -> {output}")
+    return {"n_runs": len(runs), "n_rows": len(table)}
