@@ -1,0 +1,60 @@
+"""Train a latency predictor on one device's latency dataset and test it on held-out architectures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import instantiate
+
+from hwnas.devices import TableDevice
+from hwnas.errors import ConfigError
+from hwnas.io import write_csv
+from hwnas.metrics import evaluate_predictions
+from hwnas.predictors import PredictorEstimator
+from hwnas.predictors.data import split_indices
+from hwnas.tracking import WandbTracker
+
+
+def lightning_logger(ctx):
+    """Per-epoch metrics go to the job's W&B run when there is one, else to a CSV in the run dir."""
+    from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+    if isinstance(ctx.tracker, WandbTracker):
+        return WandbLogger(experiment=ctx.tracker.run)
+    return CSVLogger(str(ctx.run_dir), name="lightning_logs")
+
+
+def run(cfg, ctx) -> dict[str, float]:
+    space = instantiate(cfg.search_space)
+    device = instantiate(cfg.device)
+    if not isinstance(device, TableDevice):
+        raise ConfigError("job=train_predictor learns from a latency dataset: use device=help, device=syed or "
+                          "device=table device.path=<CSV from job=measure>")
+    estimator = instantiate(cfg.estimator)
+    if not isinstance(estimator, PredictorEstimator) or not estimator.needs_fit:
+        raise ConfigError("job=train_predictor trains estimator=predictor or estimator=gcn (without a checkpoint)")
+    archs, lat = device.dataset(space)
+    tr, va, te = split_indices(len(archs), list(cfg.train.split), int(cfg.train.seed))
+    if cfg.train.get("samples"):
+        n = int(cfg.train.samples)
+        if not 1 <= n <= len(tr):
+            raise ConfigError(f"train.samples = {n} must lie in 1..{len(tr)} (the training split)")
+        tr = tr[:n]
+    pick = lambda idx: [archs[i] for i in idx]  # noqa: E731
+    estimator.fit(space, pick(tr), lat[tr], pick(va), lat[va], work_dir=ctx.run_dir, logger=lightning_logger(ctx))
+    output = Path(cfg.train.output) if cfg.train.get("output") else ctx.path("predictor.pt")
+    estimator.save(output)
+    metrics = {"n_train": len(tr), "n_val": len(va), "n_test": len(te), "train_seconds": estimator.train_seconds,
+               "epochs": estimator.epochs}
+    for name, idx in (("val", va), ("test", te)):
+        if len(idx):
+            pred = estimator.predict(space, pick(idx))
+            metrics.update(evaluate_predictions(pred, lat[idx], prefix=f"{name}/"))
+            if name == "test":
+                rows = [[space.to_string(archs[i]), f"{lat[i]:.6g}", f"{p:.6g}"] for i, p in zip(idx, pred)]
+                write_csv(ctx.path("predictions.csv"), ["arch", "latency_ms", "predicted_ms"], rows)
+                ctx.tracker.log_table("test_predictions", ["arch", "latency_ms", "predicted_ms"], rows[:2000])
+    print(f"predictor ({estimator.options['model']}) on {device.name} ({space.name}), {len(tr)} training archs, "
+          f"{estimator.train_seconds:.1f} s: test RMSE {metrics.get('test/rmse_ms', np.nan):.4g} ms "
+          f"({metrics.get('test/rmse_pct', np.nan):.2f} %), Spearman {metrics.get('test/spearman', np.nan):.4f} -> {output}")
+    return metrics

@@ -1,0 +1,138 @@
+"""A learned latency predictor as an estimator: trains with Lightning, predicts in large batches."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from hwnas.errors import ConfigError, DataError
+from hwnas.estimators.base import LatencyEstimator
+from hwnas.predictors.data import LatencyDataModule, TargetTransform, featurize
+from hwnas.predictors.module import LatencyPredictor, load_predictor, save_predictor
+
+DEFAULT_TRAINER = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1}
+
+
+def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=False, progress: bool | None = None,
+                 callbacks: Sequence = (), validate: bool = True) -> pl.Trainer:
+    cfg = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else dict(trainer_cfg or DEFAULT_TRAINER)
+    cfg.update(max_epochs=int(max_epochs), logger=logger, enable_model_summary=False, callbacks=list(callbacks),
+               default_root_dir=str(work_dir) if work_dir else None, enable_checkpointing=bool(callbacks))
+    cfg.setdefault("log_every_n_steps", 1)
+    if not validate:
+        cfg["limit_val_batches"] = 0
+    if progress is not None:
+        cfg["enable_progress_bar"] = progress
+    return instantiate(cfg)
+
+
+class PredictorEstimator(LatencyEstimator):
+    """``estimator=predictor``: load ``checkpoint`` or learn from samples (``fit``)."""
+
+    name = "predictor"
+
+    def __init__(self, checkpoint: str | None = None, model: str = "mlp", hidden: Sequence[int] = (400, 400, 400),
+                 gcn_hidden: int = 128, gcn_layers: int = 4, dropout: float = 0.0, encoding: str = "onehot",
+                 target_transform: str = "log", loss: str = "mse", rank_weight: float = 0.0, lr: float = 1e-3,
+                 weight_decay: float = 0.0, epochs: int = 200, batch_size: int = 256, trainer=None, seed: int = 0,
+                 progress_bar: bool | None = None, predict_batch_size: int = 65536, **fit_options):
+        self.needs_fit = checkpoint is None
+        super().__init__(**fit_options)
+        self.options = dict(model=model, hidden=list(hidden), gcn_hidden=gcn_hidden, gcn_layers=gcn_layers,
+                            dropout=dropout, encoding=encoding, target_transform=target_transform, loss=loss,
+                            rank_weight=rank_weight, lr=lr, weight_decay=weight_decay)
+        if int(epochs) < 1 or int(batch_size) < 1:
+            raise ConfigError(f"estimator.epochs = {epochs} and estimator.batch_size = {batch_size} must be >= 1")
+        self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), int(seed)
+        self.trainer_cfg, self.progress_bar, self.predict_batch_size = trainer, progress_bar, int(predict_batch_size)
+        self.module: LatencyPredictor | None = load_predictor(checkpoint) if checkpoint else None
+        self.checkpoint = checkpoint
+        self.train_seconds = 0.0
+
+    # ------------------------------------------------------------------ training
+    def new_module(self, space, features: dict, y: torch.Tensor, device_dim: int = 0, num_devices: int = 0,
+                   embedding_dim: int = 0) -> LatencyPredictor:
+        o = self.options
+        transform = TargetTransform(o["target_transform"]).fit(y)
+        extra = dict(device_dim=device_dim, num_devices=num_devices, embedding_dim=embedding_dim)
+        if o["model"] == "mlp":
+            kwargs = dict(input_dim=features["x"].shape[1], hidden=o["hidden"], dropout=o["dropout"], **extra)
+            dim = features["x"].shape[1]
+        else:
+            kwargs = dict(node_features=features["ops"].shape[2], hidden=o["gcn_hidden"], layers=o["gcn_layers"],
+                          head=o["hidden"][:1], dropout=o["dropout"], **extra)
+            dim = features["ops"].shape[2]
+        return LatencyPredictor(model=o["model"], model_kwargs=kwargs, lr=o["lr"], weight_decay=o["weight_decay"],
+                                loss=o["loss"], rank_weight=o["rank_weight"], target_transform=transform.kind,
+                                target_mean=transform.mean, target_std=transform.std, space=space.name,
+                                encoding=o["encoding"], encoding_dim=int(dim))
+
+    def featurize(self, space, archs) -> dict:
+        if self.options["model"] == "gcn" and self.options["encoding"] != "graph":
+            raise ConfigError("estimator.model=gcn needs estimator.encoding=graph")
+        return featurize(space, archs, self.options["encoding"])
+
+    def fit(self, space, archs, latency_ms, val_archs=None, val_latency_ms=None, work_dir: str | Path | None = None,
+            logger=False) -> "PredictorEstimator":
+        pl.seed_everything(self.seed, workers=True, verbose=False)
+        train = {**self.featurize(space, archs), "y": torch.as_tensor(np.asarray(latency_ms), dtype=torch.float32)}
+        val = None
+        if val_archs is not None and len(val_archs):
+            val = {**self.featurize(space, val_archs), "y": torch.as_tensor(np.asarray(val_latency_ms), dtype=torch.float32)}
+        self.module = self.new_module(space, train, train["y"])
+        self.train_module(LatencyDataModule(train, val, self.batch_size, self.seed), work_dir, logger)
+        return self
+
+    def train_module(self, datamodule, work_dir=None, logger=False, epochs: int | None = None) -> None:
+        """Train ``self.module``; with ``work_dir``, checkpoint every epoch and on interrupt, resume if present."""
+        callbacks, ckpt_path = [], None
+        if work_dir is not None:
+            ckdir = Path(work_dir) / "checkpoints"
+            callbacks = [pl.callbacks.ModelCheckpoint(dirpath=ckdir, filename="last", monitor=None, save_top_k=1,
+                                                      every_n_epochs=1, enable_version_counter=False),
+                         # removes its file after a clean finish, so it must not share last.ckpt's name
+                         pl.callbacks.OnExceptionCheckpoint(dirpath=ckdir, filename="interrupted")]
+            saved = [p for p in (ckdir / "interrupted.ckpt", ckdir / "last.ckpt") if p.exists()]
+            if saved:
+                ckpt_path = str(max(saved, key=lambda p: p.stat().st_mtime))
+        for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        trainer = make_trainer(self.trainer_cfg, epochs or self.epochs, work_dir, logger, self.progress_bar, callbacks,
+                               validate=bool(datamodule.val))
+        t0 = time.perf_counter()
+        trainer.fit(self.module, datamodule=datamodule, ckpt_path=ckpt_path)
+        self.train_seconds = time.perf_counter() - t0
+        self.module.eval()
+        self.fitted = True
+
+    # ------------------------------------------------------------------ inference
+    def check_space(self, space) -> None:
+        hp = self.module.hparams
+        if hp.space != space.name:
+            raise DataError(f"predictor checkpoint '{self.checkpoint}' was trained on search space {hp.space!r}, "
+                            f"not {space.name!r}")
+
+    @torch.inference_mode()
+    def _predict(self, space, archs) -> np.ndarray:
+        self.check_space(space)
+        out = []
+        for i in range(0, len(archs), self.predict_batch_size):
+            feats = featurize(space, archs[i:i + self.predict_batch_size], self.module.hparams.encoding)
+            dim = feats["x"].shape[1] if "x" in feats else feats["ops"].shape[2]
+            if dim != self.module.hparams.encoding_dim:
+                raise DataError(f"predictor checkpoint '{self.checkpoint}' expects {self.module.hparams.encoding_dim}-d "
+                                f"inputs; search space {space.name} encodes to {dim}-d (another width or resolution set?)")
+            out.append(self.module.predict_ms(feats).double().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def save(self, path) -> Path:
+        if self.module is None:
+            raise ConfigError("nothing to save: the predictor has not been trained")
+        return save_predictor(self.module, path)

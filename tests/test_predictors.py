@@ -1,0 +1,114 @@
+"""Learned predictors on real reference data (tiny epochs): training, checkpoints, inference, errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hwnas.devices import TableDevice
+from hwnas.errors import ConfigError, DataError
+from hwnas.jobs import run_job
+from hwnas.metrics import evaluate_predictions
+from hwnas.predictors import PredictorEstimator, load_predictor
+from hwnas.predictors.data import TargetTransform, split_indices
+from hwnas.predictors.module import pairwise_rank_loss
+from hwnas.spaces import get_space
+
+QUIET = dict(progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def nb201_pixel3(data_dir):
+    space = get_space("nb201")
+    archs, lat = TableDevice(source="help", column="pixel3", space="nb201", data_dir=str(data_dir)).dataset(space)
+    return space, archs, lat
+
+
+def test_target_transform_round_trip():
+    y = torch.tensor([1.0, 2.0, 5.0, 40.0])
+    for kind in ("log", "none"):
+        t = TargetTransform(kind).fit(y)
+        assert torch.allclose(t.inverse(t.forward(y)), y, rtol=1e-5)
+        assert abs(float(t.forward(y).mean())) < 1e-5
+    with pytest.raises(ConfigError, match="'sqrt' is not allowed"):
+        TargetTransform("sqrt")
+
+
+def test_rank_loss_prefers_correct_order():
+    target = torch.tensor([1.0, 2.0, 3.0])
+    assert pairwise_rank_loss(target, target) < pairwise_rank_loss(-target, target)
+
+
+def test_split_is_disjoint_and_complete():
+    tr, va, te = split_indices(100, [0.7, 0.15, 0.15], seed=0)
+    assert (len(tr), len(va), len(te)) == (70, 15, 15)
+    assert len(set(tr) | set(va) | set(te)) == 100
+    with pytest.raises(ConfigError, match="summing to 1"):
+        split_indices(10, [0.5, 0.1, 0.1], 0)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gcn"])
+def test_predictor_learns_nb201_latency(nb201_pixel3, kind, tmp_path):
+    space, archs, lat = nb201_pixel3
+    opts = dict(model="gcn", encoding="graph", hidden=[128], gcn_hidden=128, gcn_layers=4, lr=3e-3) if kind == "gcn" else {}
+    est = PredictorEstimator(epochs=30, batch_size=64, seed=0, **opts, **QUIET)
+    est.fit(space, archs[:500], lat[:500])
+    m = evaluate_predictions(est.predict(space, archs[500:3500]), lat[500:3500])
+    assert m["spearman"] > 0.85, m  # FLOPs alone reach 0.84 on this device
+    path = est.save(tmp_path / "p.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "hwnas-predictor/1" and raw["hparams"]["space"] == "nb201"
+    again = PredictorEstimator(checkpoint=str(path))
+    assert np.allclose(again.predict(space, archs[:100]), est.predict(space, archs[:100]), rtol=1e-5)
+
+
+def test_checkpoint_from_another_space_is_rejected(nb201_pixel3, tmp_path):
+    space, archs, lat = nb201_pixel3
+    est = PredictorEstimator(epochs=1, **QUIET).fit(space, archs[:50], lat[:50])
+    path = est.save(tmp_path / "nb.pt")
+    loaded = PredictorEstimator(checkpoint=str(path))
+    fb = get_space("fbnet")
+    with pytest.raises(DataError, match="trained on search space 'nb201', not 'fbnet'"):
+        loaded.predict(fb, fb.sample(2, seed=0))
+    ofa = get_space("ofa_mbv3")
+    torch.save({"format": "hwnas-predictor/1", "hparams": {**torch.load(path, weights_only=True)["hparams"],
+                "space": "ofa_mbv3"}, "state_dict": torch.load(path, weights_only=True)["state_dict"]}, tmp_path / "o.pt")
+    with pytest.raises(DataError, match="expects 30-d inputs; search space ofa_mbv3 encodes to 128-d"):
+        PredictorEstimator(checkpoint=str(tmp_path / "o.pt")).predict(ofa, ofa.sample(2, seed=0))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="not an hwnas predictor checkpoint"):
+        load_predictor(tmp_path / "junk.pt")
+
+
+def test_gcn_needs_graph_encoding(nb201_pixel3):
+    space, archs, lat = nb201_pixel3
+    with pytest.raises(ConfigError, match="encoding=graph"):
+        PredictorEstimator(model="gcn", **QUIET).fit(space, archs[:10], lat[:10])
+
+
+def test_train_predictor_job_and_predict_with_checkpoint(compose_cfg, tmp_path, data_dir):
+    cfg = compose_cfg("job=train_predictor", "search_space=fbnet", "device=help", "device.column=raspi4",
+                      f"paths.data_dir={data_dir}", "train.samples=300", "estimator.epochs=5",
+                      "estimator.progress_bar=false", "logger=csv")
+    m = run_job(cfg, run_dir=tmp_path / "train")
+    assert m["n_train"] == 300 and m["n_test"] == 750 and m["test/spearman"] > 0.5
+    assert json.loads((tmp_path / "train" / "metrics.json").read_text())["test/rmse_ms"] > 0
+    assert (tmp_path / "train" / "checkpoints" / "last.ckpt").exists()
+    inp = tmp_path / "train" / "predictions.csv"
+    out = tmp_path / "pred.csv"
+    run_job(compose_cfg("job=predict", "search_space=fbnet", "estimator=predictor",
+                        f"estimator.checkpoint={tmp_path / 'train' / 'predictor.pt'}", f"predict.input={inp}",
+                        f"predict.output={out}", "logger=none"), run_dir=tmp_path / "p")
+    a = np.genfromtxt(inp, delimiter=",", names=True, dtype=None, encoding=None)
+    b = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding=None)
+    assert np.allclose(a["predicted_ms"], b["latency_ms"], rtol=1e-4)
+    # a rerun in the same run dir resumes from the finished checkpoint instead of retraining
+    again = run_job(cfg, run_dir=tmp_path / "train")
+    assert again["train_seconds"] < m["train_seconds"] and again["test/rmse_ms"] == pytest.approx(m["test/rmse_ms"])
+
+
+def test_train_predictor_rejects_local_device(compose_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="latency dataset"):
+        run_job(compose_cfg("job=train_predictor", "search_space=nb201", "logger=none"), run_dir=tmp_path)
