@@ -42,7 +42,8 @@ class PredictorEstimator(LatencyEstimator):
                  gcn_hidden: int = 128, gcn_layers: int = 4, dropout: float = 0.0, encoding: str = "onehot",
                  target_transform: str = "log", loss: str = "mse", rank_weight: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 0.0, epochs: int = 200, batch_size: int = 256, trainer=None, seed: int = 0,
-                 progress_bar: bool | None = None, predict_batch_size: int = 65536, **fit_options):
+                 progress_bar: bool | None = None, predict_batch_size: int = 65536, precision: str = "32",
+                 **fit_options):
         self.needs_fit = checkpoint is None
         super().__init__(**fit_options)
         self.options = dict(model=model, hidden=list(hidden), gcn_hidden=gcn_hidden, gcn_layers=gcn_layers,
@@ -52,6 +53,9 @@ class PredictorEstimator(LatencyEstimator):
             raise ConfigError(f"estimator.epochs = {epochs} and estimator.batch_size = {batch_size} must be >= 1")
         self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), int(seed)
         self.trainer_cfg, self.progress_bar, self.predict_batch_size = trainer, progress_bar, int(predict_batch_size)
+        if str(precision) not in ("32", "bf16"):
+            raise ConfigError(f"estimator.precision = {precision!r} is not allowed; allowed: 32, bf16")
+        self.precision = str(precision)
         self.module: LatencyPredictor | None = load_predictor(checkpoint) if checkpoint else None
         self.checkpoint = checkpoint
         self.train_seconds = 0.0
@@ -129,7 +133,9 @@ class PredictorEstimator(LatencyEstimator):
             if dim != self.module.hparams.encoding_dim:
                 raise DataError(f"predictor checkpoint '{self.checkpoint}' expects {self.module.hparams.encoding_dim}-d "
                                 f"inputs; search space {space.name} encodes to {dim}-d (another width or resolution set?)")
-            out.append(self.module.predict_ms(feats).double().numpy())
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                z = self.module(feats)
+            out.append(self.module.transform.inverse(z.double()).numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     def save(self, path) -> Path:

@@ -10,6 +10,7 @@ fixed-kernel variant, uses MobileNetV3-Large's kernel of each stage (3, 5, 3, 3,
 """
 from __future__ import annotations
 
+import itertools
 import json
 from functools import partial
 from dataclasses import dataclass
@@ -51,13 +52,6 @@ class OFAArch:
     def active(self) -> list[int]:
         """Indices of the blocks this subnet runs."""
         return [s * MAX_DEPTH + b for s in range(N_STAGES) for b in range(self.d[s])]
-
-
-def _index_of(choices: Sequence[int]) -> np.ndarray:
-    """Lookup array mapping a choice value to its position in ``choices``."""
-    lut = np.full(max(choices) + 1, -1, dtype=np.int64)
-    lut[list(choices)] = np.arange(len(choices))
-    return lut
 
 
 def _int_list(value, field: str, length: int, space: str) -> tuple[int, ...]:
@@ -176,11 +170,12 @@ class OFAMobileNetV3(SearchSpace):
     # ------------------------------------------------------------------ encoding
     def arrays(self, archs: Sequence[OFAArch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``ks (N,20), e (N,20), d (N,5), r (N,)`` int arrays, validated in one vectorized pass."""
+        width = 2 * N_BLOCKS + N_STAGES + 1
         try:
-            ks = np.array([a.ks for a in archs], dtype=np.int64).reshape(len(archs), N_BLOCKS)
-            e = np.array([a.e for a in archs], dtype=np.int64).reshape(len(archs), N_BLOCKS)
-            d = np.array([a.d for a in archs], dtype=np.int64).reshape(len(archs), N_STAGES)
-            r = np.array([a.r for a in archs], dtype=np.int64).reshape(len(archs))
+            flat = np.fromiter(itertools.chain.from_iterable((*a.ks, *a.e, *a.d, a.r) for a in archs),
+                               dtype=np.int64, count=width * len(archs)).reshape(len(archs), width)
+            ks, e = flat[:, :N_BLOCKS], flat[:, N_BLOCKS:2 * N_BLOCKS]
+            d, r = flat[:, 2 * N_BLOCKS:2 * N_BLOCKS + N_STAGES], flat[:, -1]
             ok = (np.isin(ks, self.ks_choices).all() and np.isin(e, self.e_choices).all()
                   and np.isin(d, self.d_choices).all() and np.isin(r, self.resolutions).all()
                   and self._coupling_ok(ks, e, d))
@@ -210,15 +205,13 @@ class OFAMobileNetV3(SearchSpace):
         Blocks beyond a stage's depth are all-zero; the resolution bin is ``(r - 112) // 16``.
         """
         ks, e, d, r = self.arrays(archs)
+        mask = self.active_mask(d)[..., None]
+        k_hot = (ks[..., None] == np.asarray(self.ks_choices)) & mask
+        e_hot = (e[..., None] == np.asarray(self.e_choices)) & mask
+        r_hot = ((r[:, None] - 112) // 16) == np.arange(RESOLUTION_BINS)
         n = len(ks)
-        mask = self.active_mask(d)
-        nk, ne = len(self.ks_choices), len(self.e_choices)
-        k_idx, e_idx = _index_of(self.ks_choices)[ks], _index_of(self.e_choices)[e]
-        out = np.zeros((n, N_BLOCKS * (nk + ne) + RESOLUTION_BINS), dtype=np.float32)
-        rows, blocks = np.nonzero(mask)
-        out[rows, blocks * nk + k_idx[rows, blocks]] = 1.0
-        out[rows, N_BLOCKS * nk + blocks * ne + e_idx[rows, blocks]] = 1.0
-        out[np.arange(n), N_BLOCKS * (nk + ne) + (r - 112) // 16] = 1.0
+        out = np.concatenate([k_hot.reshape(n, N_BLOCKS * len(self.ks_choices)),
+                              e_hot.reshape(n, N_BLOCKS * len(self.e_choices)), r_hot], axis=1).astype(np.float32)
         return torch.from_numpy(out)
 
     @property
