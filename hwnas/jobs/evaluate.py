@@ -15,7 +15,8 @@ from hwnas.metrics import evaluate_predictions
 def split(n: int, n_fit: int, n_test: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint random fit / test index sets."""
     if n_fit >= n:
-        raise ConfigError(f"estimator.fit_samples = {n_fit} leaves no test architectures out of {n}")
+        raise ConfigError(f"a fit pool of {n_fit} (evaluate.train_samples or estimator.fit_samples) leaves no test "
+                          f"architectures out of {n}")
     order = np.random.default_rng(seed).permutation(n)
     fit, rest = order[:n_fit], order[n_fit:]
     return fit, rest if n_test is None else rest[: int(n_test)]
@@ -30,7 +31,12 @@ def run(cfg, ctx) -> dict[str, float]:
     estimator = instantiate(cfg.estimator)
     archs, truth = device.dataset(space)
     n_fit = estimator.fit_samples if estimator.needs_fit and not estimator.fit_data else 0
-    fit_idx, test_idx = split(len(archs), n_fit, cfg.evaluate.get("test_samples"), int(cfg.evaluate.seed))
+    pool = cfg.evaluate.get("train_samples")
+    pool = n_fit if pool is None else int(pool)
+    if n_fit > pool:
+        raise ConfigError(f"estimator.fit_samples = {n_fit} exceeds evaluate.train_samples = {pool}")
+    fit_idx, test_idx = split(len(archs), pool, cfg.evaluate.get("test_samples"), int(cfg.evaluate.seed))
+    fit_idx = fit_idx[:n_fit]
     if estimator.needs_fit:
         if estimator.fit_data:
             from hwnas.estimators.fitting import training_samples
