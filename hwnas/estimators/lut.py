@@ -1,11 +1,14 @@
 """Lookup-table estimator: a network's latency is the sum of its layers' profiled latencies (OFA).
 
-Tables are YAML in OFA's format (``key: {count, mean, std}``); a directory of tables (OFA's
-Note10 set: one file per resolution) is merged. ``calibrate=true`` fits ``a * sum + b`` on
+Tables are YAML in OFA's format (``key: {count, mean, std}``). A directory of per-resolution
+tables (OFA's Note10 set, ``note10_<r>_lookup_table.yaml``) is used as OFA uses it: a network at
+resolution r is summed from the table of r. Layers such as the classifier appear in every file
+with different timings, so merging the files would mix measurements of different sessions. ``calibrate=true`` fits ``a * sum + b`` on
 samples, absorbing per-network overheads that isolated layer timings miss.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +22,15 @@ from hwnas.estimators.base import LatencyEstimator
 STATISTICS = ("mean", "median")
 
 
-def load_tables(path: str | Path, data_dir: str | None = None, statistic: str = "mean") -> dict[str, float]:
-    """``layer key -> mean ms`` from a YAML file or every ``*.yaml`` in a directory.
+_RESOLUTION_IN_NAME = re.compile(r"_(\d+)_lookup_table\.ya?ml$")
 
-    A relative path that does not exist here is looked up under the data root (``ofa/note10_lut``).
+
+def load_tables(path: str | Path, data_dir: str | None = None, statistic: str = "mean") -> dict[int | None, dict[str, float]]:
+    """``{resolution: {layer key: ms}}`` from a YAML file or every ``*.yaml`` in a directory.
+
+    Files named ``*_<r>_lookup_table.yaml`` are keyed by ``r``; any other file by ``None`` (a
+    table for every resolution). A relative path that does not exist here is looked up under
+    the data root (``ofa/note10_lut``).
     """
     p = Path(path)
     if not p.exists() and not p.is_absolute():
@@ -30,14 +38,16 @@ def load_tables(path: str | Path, data_dir: str | None = None, statistic: str = 
     files = sorted(p.glob("*.yaml")) if p.is_dir() else [p]
     if not files:
         raise DataError(f"lookup-table directory '{p}' holds no *.yaml tables")
-    merged: dict[str, float] = {}
+    tables: dict[int | None, dict[str, float]] = {}
     for f in files:
+        m = _RESOLUTION_IN_NAME.search(f.name)
+        table = tables.setdefault(int(m.group(1)) if m else None, {})
         for key, entry in read_lut_yaml(f).items():
             if statistic not in entry:
                 raise DataError(f"lookup table '{f}' entry '{key}' has no '{statistic}' (it has {', '.join(entry)}); "
                                 f"use estimator.statistic=mean")
-            merged[key] = float(entry[statistic])
-    return merged
+            table[key] = float(entry[statistic])
+    return tables
 
 
 class LookupTableEstimator(LatencyEstimator):
@@ -53,13 +63,13 @@ class LookupTableEstimator(LatencyEstimator):
         if statistic not in STATISTICS:
             raise ConfigError(f"estimator.statistic = {statistic!r} is not allowed; allowed: mean, median")
         self.path = str(path)
-        self.table = load_tables(path, data_dir, statistic)
+        self.tables = load_tables(path, data_dir, statistic)
         self.scale, self.offset = 1.0, 0.0
 
     def layer_sum(self, space, archs) -> np.ndarray:
         out = np.empty(len(archs), dtype=np.float64)
-        table = self.table
         for i, arch in enumerate(archs):
+            table = self.table_for(arch)
             total = 0.0
             for layer in space.layers(arch):
                 try:
@@ -72,6 +82,18 @@ class LookupTableEstimator(LatencyEstimator):
                                     f"'{self.path}' ({len(table)} layers){hint}") from None
             out[i] = total
         return out
+
+    def table_for(self, arch) -> dict[str, float]:
+        """The table of the architecture's resolution when tables are per resolution, else the only one."""
+        if None in self.tables and len(self.tables) == 1:
+            return self.tables[None]
+        r = getattr(arch, "r", None)
+        if r in self.tables:
+            return self.tables[r]
+        if None in self.tables:
+            return self.tables[None]
+        raise DataError(f"the lookup tables in '{self.path}' cover resolutions "
+                        f"{', '.join(str(k) for k in sorted(self.tables))}; resolution {r} has none")
 
     def fit(self, space, archs, latency_ms) -> "LookupTableEstimator":
         if self.needs_fit:
