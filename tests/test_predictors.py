@@ -112,3 +112,31 @@ def test_train_predictor_job_and_predict_with_checkpoint(compose_cfg, tmp_path, 
 def test_train_predictor_rejects_local_device(compose_cfg, tmp_path):
     with pytest.raises(ConfigError, match="latency dataset"):
         run_job(compose_cfg("job=train_predictor", "search_space=nb201", "logger=none"), run_dir=tmp_path)
+
+
+def test_interrupted_training_resumes(tmp_path, data_dir):
+    """Ctrl-C during job=train_predictor saves a checkpoint; the rerun continues from it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "hwnas", "job=train_predictor", "search_space=nb201", "device=help",
+            "device.column=pixel3", f"paths.data_dir={data_dir}", "train.samples=2000", "estimator.epochs=60",
+            "estimator.progress_bar=false", "logger=none", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not last.exists():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) != 0
+    assert not (run_dir / "metrics.json").exists()
+    ckpts = list((run_dir / "checkpoints").glob("*.ckpt"))
+    epoch_at_interrupt = max(torch.load(p, weights_only=False, map_location="cpu")["epoch"] for p in ckpts)
+    assert 0 <= epoch_at_interrupt < 59
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["test/spearman"] > 0.5
