@@ -306,7 +306,7 @@ def _hwgen(cfg, ctx, opts, space) -> dict:
         plan = [(sources, tg) for tg in targets]
     per_device = t.pretrain.get("archs_per_device")
     per_device = None if per_device is None else int(per_device)
-    estimator = _estimator(cfg, seed=opts["seed"])
+    estimator = _estimator(cfg, target_transform="none", seed=opts["seed"])
     all_flops = _flops(space, archs, bool(t.flops_baseline))
     metrics, rows, seconds, reused_all, models = {}, [], 0.0, True, {}
     for train_devices, target in plan:

@@ -346,7 +346,7 @@ class MultiDevicePredictor:
         return self
 
     def adapt(self, space, name: str, archs: Sequence, latency_ms, descriptor=None, steps: int = 100,
-              lr: float = 1e-3, freeze_layers: int = 0, embedding_init: str = "nearest",
+              lr: float = 1e-4, freeze_layers: int = 0, embedding_init: str = "nearest",
               seed: int = 0) -> "TransferredPredictor":
         """A predictor for device ``name`` from its K measured ``archs`` (the reference archs, in order).
 
