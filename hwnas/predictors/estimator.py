@@ -118,10 +118,12 @@ class PredictorEstimator(LatencyEstimator):
 
     # ------------------------------------------------------------------ inference
     def check_space(self, space) -> None:
+        from hwnas.spaces import encoding_family
+
         hp = self.module.hparams
-        if hp.space != space.name:
+        if encoding_family(hp.space) != encoding_family(space.name):
             raise DataError(f"predictor checkpoint '{self.checkpoint}' was trained on search space {hp.space!r}, "
-                            f"not {space.name!r}")
+                            f"not {space.name!r} (nor a space that shares its encoding)")
 
     @torch.inference_mode()
     def _predict(self, space, archs) -> np.ndarray:

@@ -74,6 +74,8 @@ class SearchSpace(ABC):
     """A set of architectures with their genome, string form, encoding and network builder."""
 
     name: ClassVar[str]
+    #: Spaces with the same family share their encoding (None: the space's own name).
+    encoding_family: ClassVar[str | None] = None
     #: ``enumerate()`` refuses spaces larger than this.
     enumerate_limit: ClassVar[int] = 10_000_000
 

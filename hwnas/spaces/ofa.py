@@ -68,6 +68,8 @@ def _int_list(value, field: str, length: int, space: str) -> tuple[int, ...]:
 class OFAMobileNetV3(SearchSpace):
     """The OFA MobileNetV3 space; ``width_mult`` 1.0 (OFA w1.0) or 1.2 (the Note10 LUT network)."""
 
+    encoding_family = "ofa_mbv3"  # CompOFA subnets are OFA subnets: same 128-d encoding
+
     def __init__(self, resolutions: Sequence[int] = tuple(range(128, 225, 4)), width_mult: float = 1.0,
                  num_classes: int = 1000, ks_choices: Sequence[int] = (3, 5, 7),
                  e_choices: Sequence[int] = (3, 4, 6), d_choices: Sequence[int] = (2, 3, 4),

@@ -21,6 +21,12 @@ def register_space(name: str):
     return deco
 
 
+def encoding_family(name: str) -> str:
+    """Spaces of one family share an encoding, so predictors transfer between them (OFA -> CompOFA)."""
+    cls = _SPACES.get(name)
+    return getattr(cls, "encoding_family", None) or name
+
+
 def list_spaces() -> list[str]:
     return sorted(_SPACES)
 
