@@ -171,7 +171,7 @@ def _score(target: Target, pred: np.ndarray, adapted: np.ndarray, flops: np.ndar
 
 def _summary(metrics: dict, names: list[str], published: dict) -> dict[str, float]:
     out = dict(metrics)
-    for k in (*PER_DEVICE, "spearman_unseen", "flops_spearman"):
+    for k in (*PER_DEVICE, "spearman_unseen", "rmse_ms_unseen", "rmse_pct_unseen", "kendall_unseen", "flops_spearman"):
         values = [metrics[f"{k}_{n}"] for n in names if f"{k}_{n}" in metrics]
         if values:
             out[f"{k}_mean"] = float(np.mean(values))
@@ -399,10 +399,6 @@ def run(cfg, ctx) -> dict[str, float]:
     task = cfg.get("task")
     published = dict(OmegaConf.to_container(task.published)) if task is not None and task.get("published") else {}
     metrics = _summary(metrics, names, published)
-    for key in ("rmse_ms_unseen", "rmse_pct_unseen", "kendall_unseen"):
-        values = [metrics[f"{key}_{n}"] for n in names if f"{key}_{n}" in metrics]
-        if values:
-            metrics[f"{key}_mean"] = float(np.mean(values))
     metrics["wall_seconds"] = time.perf_counter() - t0
     _print_table(opts["method"], names, metrics, published, metrics["wall_seconds"])
     return metrics
