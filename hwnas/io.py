@@ -41,6 +41,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def atomic_torch_save(payload, path: str | os.PathLike) -> Path:
+    """``torch.save`` through a temp file and an atomic rename: a crash never leaves half a checkpoint."""
+    import torch
+
+    path = Path(path)
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def flat_numeric(metrics: Mapping[str, object]) -> dict[str, float]:
     """Keep the ``{name: number}`` contract of ``metrics.json``: numbers only, NaN/inf as null-free floats."""
     out: dict[str, float] = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import os
 import platform
-import time
 from typing import Sequence
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 
 from hwnas.devices.base import Device, HardwareDescriptor
 from hwnas.errors import ConfigError, choices_text
-from hwnas.measure.harness import Timing, measure_latency
+from hwnas.measure.harness import Timing, measure_latency, median_seconds
 
 KINDS = ("cpu", "cuda")
 
@@ -38,15 +37,6 @@ def memory_gb() -> float | None:
         pass
     return None
 
-
-def _median_seconds(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 class LocalDevice(Device):
@@ -84,7 +74,7 @@ class LocalDevice(Device):
         prev = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            bandwidth = 2 * 4 * n / _median_seconds(copy) / 1e9  # read + write
+            bandwidth = 2 * 4 * n / median_seconds(copy) / 1e9  # read + write
             m = 1024 if dev.type == "cpu" else 4096
             a, b = torch.randn(m, m, device=dev), torch.randn(m, m, device=dev)
 
@@ -92,7 +82,7 @@ class LocalDevice(Device):
                 torch.mm(a, b)
                 sync()
 
-            peak = 2 * m**3 / _median_seconds(matmul) / 1e9
+            peak = 2 * m**3 / median_seconds(matmul) / 1e9
         finally:
             torch.set_num_threads(prev)
         if dev.type == "cuda":

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from hwnas.data.root import data_path
-from hwnas.data.tables import LATENCY_COLUMN, LatencyTable, load_syed, read_latency_table, read_wide_table
+from hwnas.data.tables import LATENCY_COLUMN, load_syed, read_latency_table, read_wide_table
 from hwnas.devices.base import Device
 from hwnas.devices.specs import descriptor_for
 from hwnas.errors import ConfigError, DataError, InvalidArchitecture, choices_text

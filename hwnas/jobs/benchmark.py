@@ -2,25 +2,15 @@
 from __future__ import annotations
 
 import os
-import time
 
-import numpy as np
 import torch
 from hydra.utils import instantiate
 
 from hwnas.errors import ConfigError
+from hwnas.measure.harness import median_seconds
 from hwnas.estimators.fitting import fit_from_config
 from hwnas.predictors import PredictorEstimator
 
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -38,8 +28,8 @@ def run(cfg, ctx) -> dict[str, float]:
         estimator.fitted = True
     else:
         fit_from_config(estimator, space, instantiate(cfg.device) if estimator.needs_fit else None)
-    encode_s = _median_seconds(lambda: space.encode(archs), repeats)
-    predict_s = _median_seconds(lambda: estimator.predict(space, archs), repeats)
+    encode_s = median_seconds(lambda: space.encode(archs), repeats)
+    predict_s = median_seconds(lambda: estimator.predict(space, archs), repeats)
     metrics = {"n": n, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count() or 0,
                "encode_seconds": encode_s, "encode_archs_per_s": n / encode_s,
                "predict_seconds": predict_s, "predict_archs_per_s": n / predict_s}

@@ -5,6 +5,7 @@ synchronizes CUDA around each block, under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,17 @@ import torch.utils.benchmark as benchmark
 from torch import nn
 
 from hwnas.errors import ConfigError
+
+
+def median_seconds(fn, repeats: int = 5) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call (coarse timings)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 @dataclass(frozen=True)

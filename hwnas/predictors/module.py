@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -10,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from hwnas.errors import ConfigError, DataError
+from hwnas.io import atomic_torch_save
 from hwnas.metrics import latency_metrics
 from hwnas.predictors.data import TargetTransform
 from hwnas.predictors.models import build_model
@@ -89,18 +89,8 @@ class LatencyPredictor(pl.LightningModule):
 
 def save_predictor(module: LatencyPredictor, path: str | os.PathLike) -> Path:
     """Atomically write ``{format, hparams, state_dict}`` (primitives and tensors only)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "hparams": dict(module.hparams), "state_dict": module.net.state_dict()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_predictor(path: str | os.PathLike) -> LatencyPredictor:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
+from hwnas.io import atomic_torch_save
 from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.estimators.base import LatencyEstimator
 from hwnas.predictors.data import LatencyDataModule, TargetTransform, featurize
@@ -421,20 +420,10 @@ class MultiDevicePredictor:
         """Atomically write network + device states (primitives only: loads with ``weights_only=True``)."""
         if self.module is None:
             raise ConfigError("nothing to save: the multi-device predictor has not been trained")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format": FORMAT, "hparams": copy.deepcopy(dict(self.module.hparams)),
                    "state_dict": self.module.net.state_dict(), "meta": self.meta(),
                    "fingerprint": json.dumps(fingerprint or {}, sort_keys=True, default=str)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_torch_save(payload, path)
 
     @staticmethod
     def read(path) -> dict:

@@ -81,7 +81,7 @@ def layer_cost(layer) -> ArchCost:
     return model_cost(layer.build(), (1, *layer.input_shape))
 
 
-def layer_costs(space, archs) -> dict[str, "np.ndarray"]:
+def layer_costs(space, archs) -> dict:
     """Batch costs summed over each space's layer decomposition; each distinct layer costed once per space."""
     import numpy as np
 
