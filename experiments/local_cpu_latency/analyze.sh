@@ -27,4 +27,4 @@ study() {  # space, train pool, extra space overrides, estimators...
 RES='search_space.resolutions=[160,176,192,208,224]'
 study ofa_mbv3 700 "$RES" predictor
 study compofa_fixed 280 "" predictor
-study nb201 420 "" predictor gcn
+study nb201 210 "" predictor gcn

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Predictor inference throughput on this machine (run it on an otherwise idle machine):
+# 100,000 OFA architectures, encode + MLP forward (3 x 400), fp32 and bf16 autocast; median of 5.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=benchmarks/runs
+hwnas -m job=benchmark search_space=ofa_mbv3 estimator=predictor "estimator.precision='32',bf16" \
+  benchmark.n=100000 benchmark.repeats=5 logger=none hydra.sweep.dir=$OUT/predictor
+hwnas -m job=benchmark search_space=nb201,fbnet estimator=predictor benchmark.n=100000 benchmark.repeats=5 \
+  logger=none hydra.sweep.dir=$OUT/predictor_cells
+hwnas job=report "report.dirs=[$OUT/predictor,$OUT/predictor_cells]" "report.rows=[search_space,estimator.precision]" \
+  "report.metrics=[encode_archs_per_s,predict_archs_per_s,threads]" \
+  "report.title='Encoding and encode + predict throughput (architectures/s, median of 5 calls of 100,000)'" \
+  report.output=benchmarks/throughput.md logger=none hydra.run.dir=$OUT/report

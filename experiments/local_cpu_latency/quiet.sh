@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The side-by-side run on an otherwise idle machine: 200 OFA subnets measured and the lookup
+# table profiled back to back (same conditions), then every estimator scored on the same
+# held-out subnets (3 splits). Output under experiments/local_cpu_latency/quiet/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=experiments/local_cpu_latency/quiet
+RES='search_space.resolutions=[160,176,192,208,224]'
+COMMON="logger=none paths.output_dir=$OUT device=local_cpu device.threads=1"
+hwnas job=build_lut search_space=ofa_mbv3 "$RES" $COMMON hydra.run.dir=$OUT/runs/lut_ofa_mbv3
+hwnas job=measure search_space=ofa_mbv3 "$RES" measure.n=200 measure.seed=7 measure.noise_subset=20 measure.noise_rounds=2 \
+  $COMMON hydra.run.dir=$OUT/runs/measure_ofa_mbv3
+data=$OUT/measurements/ofa_mbv3__local_cpu_t1_b1.csv
+lut=$OUT/luts/ofa_mbv3__local_cpu_t1_b1.yaml
+common="job=evaluate search_space=ofa_mbv3 $RES device=table device.path=$data evaluate.train_samples=140 seed=0,1,2 logger=none"
+rm -rf $OUT/runs/eval
+hwnas -m $common estimator=flops estimator.fit_samples=140 hydra.sweep.dir=$OUT/runs/eval/flops
+hwnas -m $common estimator=lut estimator.path=$lut hydra.sweep.dir=$OUT/runs/eval/lut
+hwnas -m $common estimator=lut estimator.path=$lut estimator.calibrate=true estimator.fit_samples=140 hydra.sweep.dir=$OUT/runs/eval/lut_calibrated
+hwnas -m $common estimator=predictor estimator.fit_samples=140 estimator.progress_bar=false hydra.sweep.dir=$OUT/runs/eval/predictor
+hwnas job=report "report.dirs=[$OUT/runs/eval]" "report.rows=[estimator,estimator.calibrate]" \
+  "report.metrics=[rmse_ms,rmse_pct,spearman,kendall,within_10pct,n_fit,n_test]" \
+  "report.title='OFA MobileNetV3 on this CPU, quiet machine, 200 subnets: held-out accuracy, mean ± std over 3 splits'" \
+  report.output=$OUT/ofa_mbv3.md logger=none hydra.run.dir=$OUT/runs/report
