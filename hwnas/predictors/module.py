@@ -93,16 +93,22 @@ def save_predictor(module: LatencyPredictor, path: str | os.PathLike) -> Path:
     return atomic_torch_save(payload, path)
 
 
-def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
+def read_checkpoint(path: str | os.PathLike, what: str = "predictor", fmt: str = FORMAT) -> dict:
+    """The payload of an hwnas checkpoint (``weights_only`` load), or a one-line DataError."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"predictor checkpoint '{path}' does not exist")
+        raise DataError(f"{what} checkpoint '{path}' does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise DataError(f"'{path}' is not an hwnas predictor checkpoint ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise DataError(f"'{path}' is not an hwnas predictor checkpoint (expected format {FORMAT})")
+        raise DataError(f"'{path}' is not an hwnas {what} checkpoint ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise DataError(f"'{path}' is not an hwnas {what} checkpoint (expected format {fmt})")
+    return payload
+
+
+def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
+    payload = read_checkpoint(path)
     module = LatencyPredictor(**payload["hparams"])
     module.net.load_state_dict(payload["state_dict"])
     return module.eval()

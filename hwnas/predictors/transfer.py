@@ -36,7 +36,7 @@ from hwnas.estimators.base import LatencyEstimator
 from hwnas.predictors.data import LatencyDataModule, TargetTransform, featurize
 from hwnas.predictors.estimator import PredictorEstimator
 from hwnas.predictors.models import GCNPredictor, MLPPredictor
-from hwnas.predictors.module import LatencyPredictor
+from hwnas.predictors.module import LatencyPredictor, read_checkpoint
 
 SELECTIONS = ("random", "encoding_diverse", "flops_quantile")
 REPRESENTATIONS = ("reference", "embedding", "descriptor")
@@ -427,16 +427,7 @@ class MultiDevicePredictor:
 
     @staticmethod
     def read(path) -> dict:
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"transfer checkpoint '{path}' does not exist")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-            raise DataError(f"'{path}' is not an hwnas transfer checkpoint ({type(exc).__name__})") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise DataError(f"'{path}' is not an hwnas transfer checkpoint (expected format {FORMAT})")
-        return payload
+        return read_checkpoint(path, "transfer", FORMAT)
 
     @classmethod
     def load(cls, path, estimator: PredictorEstimator) -> "MultiDevicePredictor":
