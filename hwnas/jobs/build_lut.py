@@ -9,8 +9,7 @@ import yaml
 from hydra.utils import instantiate
 from tqdm import tqdm
 
-from hwnas.devices import LocalDevice
-from hwnas.errors import ConfigError
+from hwnas.devices import require_local
 from hwnas.io import atomic_write_text
 from hwnas.measure import MeasurementStore
 
@@ -20,9 +19,7 @@ COLUMNS = ["key", "mean", "std", "median", "count", "input_shape", "device", "ha
 def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
     device = instantiate(cfg.device)
-    if not isinstance(device, LocalDevice):
-        raise ConfigError(f"job=build_lut profiles layers on this machine: use device=local_cpu or local_cuda, "
-                          f"not {device.name}")
+    require_local(device, "build_lut", "profiles layers on this machine")
     output = Path(cfg.build_lut.output) if cfg.build_lut.get("output") else \
         Path(cfg.paths.output_dir) / "luts" / f"{space.name}__{device.name}.yaml"
     universe = space.layer_universe()

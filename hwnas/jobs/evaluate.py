@@ -6,7 +6,7 @@ import time
 import numpy as np
 from hydra.utils import instantiate
 
-from hwnas.devices import TableDevice
+from hwnas.devices import require_table
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
 from hwnas.metrics import evaluate_predictions
@@ -25,9 +25,7 @@ def split(n: int, n_fit: int, n_test: int | None, seed: int) -> tuple[np.ndarray
 def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
     device = instantiate(cfg.device)
-    if not isinstance(device, TableDevice):
-        raise ConfigError("job=evaluate scores against known latencies: use a table device (device=help, device=syed, "
-                          "or device=table device.path=<measured CSV from job=measure>)")
+    require_table(device, "evaluate", "scores against known latencies")
     estimator = instantiate(cfg.estimator)
     archs, truth = device.dataset(space)
     n_fit = estimator.fit_samples if estimator.needs_fit and not estimator.fit_data else 0

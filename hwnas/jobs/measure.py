@@ -15,7 +15,7 @@ import numpy as np
 from hydra.utils import instantiate
 from tqdm import tqdm
 
-from hwnas.devices import LocalDevice
+from hwnas.devices import LocalDevice, require_local
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
 from hwnas.measure import MeasurementStore
@@ -78,9 +78,7 @@ def noise_floor(space, device: LocalDevice, store: MeasurementStore, k: int, rou
 def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
     device = instantiate(cfg.device)
-    if not isinstance(device, LocalDevice):
-        raise ConfigError(f"job=measure measures on this machine: use device=local_cpu or device=local_cuda, "
-                          f"not a table device ({device.name})")
+    require_local(device, "measure", "measures on this machine")
     archs = requested_archs(cfg, space)
     output = Path(cfg.measure.output) if cfg.measure.get("output") else default_output(cfg, space, device)
     store = MeasurementStore(output, COLUMNS)

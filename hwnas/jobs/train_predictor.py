@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from hydra.utils import instantiate
 
-from hwnas.devices import TableDevice
+from hwnas.devices import require_table
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
 from hwnas.metrics import evaluate_predictions
@@ -27,9 +27,7 @@ def lightning_logger(ctx):
 def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
     device = instantiate(cfg.device)
-    if not isinstance(device, TableDevice):
-        raise ConfigError("job=train_predictor learns from a latency dataset: use device=help, device=syed or "
-                          "device=table device.path=<CSV from job=measure>")
+    require_table(device, "train_predictor", "learns from a latency dataset")
     estimator = instantiate(cfg.estimator)
     if not isinstance(estimator, PredictorEstimator) or not estimator.needs_fit:
         raise ConfigError("job=train_predictor trains estimator=predictor or estimator=gcn (without a checkpoint)")
