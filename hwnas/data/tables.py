@@ -9,6 +9,7 @@ Rows are counted from 1 after the header; ``line`` is the line in the file (head
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 from dataclasses import dataclass, field
@@ -315,6 +316,18 @@ def read_proxy_table(path: str | os.PathLike) -> ProxyTable:
         path, np.isfinite, "proxy scores must be finite numbers", "proxy"
     )
     return ProxyTable(index=index, archs=archs, proxies=columns, source=source)
+
+
+def read_arch_column(path: str | os.PathLike, setting: str) -> list[str]:
+    """The ``arch`` column of any CSV, in row order; ``setting`` names the option in errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{setting} '{path}' does not exist")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if "arch" not in (reader.fieldnames or []):
+            raise DataError(f"{setting} '{path}' has no 'arch' column; columns: {reader.fieldnames}")
+        return [row["arch"] for row in reader]
 
 
 def read_lut_yaml(path: str | os.PathLike) -> dict[str, dict]:

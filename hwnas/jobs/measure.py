@@ -6,7 +6,6 @@ reported beside the data, so every estimator's error can be read against it.
 """
 from __future__ import annotations
 
-import csv
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from hydra.utils import instantiate
 from tqdm import tqdm
 
+from hwnas.data.tables import read_arch_column
 from hwnas.devices import LocalDevice, require_local
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
@@ -30,11 +30,7 @@ def default_output(cfg, space, device) -> Path:
 
 def requested_archs(cfg, space) -> list:
     if cfg.measure.get("archs"):
-        with open(cfg.measure.archs, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if "arch" not in (reader.fieldnames or []):
-                raise ConfigError(f"measure.archs file '{cfg.measure.archs}' has no 'arch' column; columns: {reader.fieldnames}")
-            return space.from_strings([row["arch"] for row in reader])
+        return space.from_strings(read_arch_column(cfg.measure.archs, "measure.archs"))
     n = int(cfg.measure.n)
     if n < 1:
         raise ConfigError(f"measure.n = {n} must be >= 1")

@@ -1,7 +1,6 @@
 """Latency of every architecture in a CSV, in input order, from any estimator."""
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -9,25 +8,15 @@ import numpy as np
 from hydra.utils import instantiate
 from tqdm import tqdm
 
-from hwnas.errors import ConfigError, DataError
+from hwnas.data.tables import read_arch_column
+from hwnas.errors import ConfigError
 from hwnas.estimators.fitting import fit_from_config
 from hwnas.io import write_csv
 
 
-def read_arch_column(path: str | Path) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"predict.input '{path}' does not exist")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if "arch" not in (reader.fieldnames or []):
-            raise DataError(f"predict.input '{path}' has no 'arch' column; columns: {reader.fieldnames}")
-        return [row["arch"] for row in reader]
-
-
 def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
-    strings = read_arch_column(cfg.predict.input)
+    strings = read_arch_column(cfg.predict.input, "predict.input")
     archs = space.from_strings(strings)
     estimator = instantiate(cfg.estimator)
     device = instantiate(cfg.device) if estimator.needs_fit and not estimator.fit_data else None

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import ConfigError, InvalidArchitecture, choices_text
+from hwnas.errors import ConfigError, InvalidArchitecture
 from hwnas.spaces.base import Gene, Layer, SearchSpace, conv_out
 from hwnas.spaces.layers import ConvBNAct, MBConv, make_divisible
 from hwnas.spaces.registry import register_space
@@ -369,4 +369,4 @@ class CompOFAElasticKernel(CompOFA):
     fixed_kernel = False
 
 
-__all__ = ["OFAArch", "OFAMobileNetV3", "CompOFA", "CompOFAFixedKernel", "CompOFAElasticKernel", "choices_text"]
+__all__ = ["OFAArch", "OFAMobileNetV3", "CompOFA", "CompOFAFixedKernel", "CompOFAElasticKernel"]
