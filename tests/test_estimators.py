@@ -50,6 +50,29 @@ def test_lut_errors(data_dir):
         LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir), statistic="max")
 
 
+def test_per_resolution_calibration_removes_a_per_table_bias(data_dir):
+    """Tables whose true scale differs per resolution: one global map cannot fit, one per resolution can."""
+    space = get_space("ofa_mbv3", width_mult=1.2, resolutions=[160, 192, 224])
+    archs = space.sample(300, seed=0)
+    lut = LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir))
+    raw = lut.predict(space, archs)
+    bias = {160: 1.10, 192: 0.95, 224: 1.25}
+    truth = np.array([bias[a.r] * x + 0.5 for a, x in zip(archs, raw)])
+    rel = {}
+    for mode in ("global", "per_resolution"):
+        est = LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir), calibrate=mode)
+        est.fit(space, archs[:200], truth[:200])
+        rel[mode] = np.abs(est.predict(space, archs[200:]) / truth[200:] - 1).max()
+    assert rel["per_resolution"] < 1e-9 < 0.02 < rel["global"]
+    flops = FlopsEstimator(per_resolution=True).fit(space, archs[:200], truth[:200])
+    assert set(flops.linear.group_coef) == {160, 192, 224}
+    wider = get_space("ofa_mbv3", width_mult=1.2, resolutions=[160, 176, 192, 224])
+    unseen = get_space("ofa_mbv3", width_mult=1.2, resolutions=[176]).sample(3, seed=1)
+    assert np.isfinite(flops.predict(wider, unseen)).all()  # an unseen resolution falls back to the global fit
+    with pytest.raises(ConfigError, match="calibrate = 'per_layer'.*per_resolution"):
+        LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir), calibrate="per_layer")
+
+
 def test_flops_estimator_fits_a_table_device(data_dir):
     space = get_space("nb201")
     archs, lat = TableDevice(source="help", column="titan_rtx_256", space="nb201", data_dir=str(data_dir)).dataset(space)

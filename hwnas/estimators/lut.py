@@ -3,8 +3,11 @@
 Tables are YAML in OFA's format (``key: {count, mean, std}``). A directory of per-resolution
 tables (OFA's Note10 set, ``note10_<r>_lookup_table.yaml``) is used as OFA uses it: a network at
 resolution r is summed from the table of r. Layers such as the classifier appear in every file
-with different timings, so merging the files would mix measurements of different sessions. ``calibrate=true`` fits ``a * sum + b`` on
-samples, absorbing per-network overheads that isolated layer timings miss.
+with different timings, so merging the files would mix measurements of different sessions.
+``calibrate=global`` (or ``true``) fits ``a * sum + b`` on samples, absorbing per-network
+overheads that isolated layer timings miss; ``calibrate=per_resolution`` fits one ``(a, b)`` per
+resolution, absorbing the per-table bias of tables profiled at different moments or with
+different kernels per shape.
 """
 from __future__ import annotations
 
@@ -15,11 +18,13 @@ import numpy as np
 
 from hwnas.data.root import data_path
 from hwnas.data.tables import read_lut_yaml
-from hwnas.errors import ConfigError, DataError
+from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.estimators.base import LatencyEstimator
+from hwnas.estimators.linear import LinearFit, resolution_of
 
 
 STATISTICS = ("mean", "median")
+CALIBRATIONS = ("none", "global", "per_resolution")
 
 
 _RESOLUTION_IN_NAME = re.compile(r"_(\d+)_lookup_table\.ya?ml$")
@@ -53,9 +58,14 @@ def load_tables(path: str | Path, data_dir: str | None = None, statistic: str = 
 class LookupTableEstimator(LatencyEstimator):
     name = "lut"
 
-    def __init__(self, path: str | None = None, data_dir: str | None = None, calibrate: bool = False,
+    def __init__(self, path: str | None = None, data_dir: str | None = None, calibrate: bool | str = False,
                  statistic: str = "mean", **fit_options):
-        self.needs_fit = bool(calibrate)
+        calibrate = {True: "global", False: "none", None: "none"}.get(calibrate, calibrate)
+        if calibrate not in CALIBRATIONS:
+            raise ConfigError(f"estimator.calibrate = {calibrate!r} is not allowed; allowed: {choices_text(CALIBRATIONS)} "
+                              f"(or true/false)")
+        self.calibrate = calibrate
+        self.needs_fit = calibrate != "none"
         super().__init__(**fit_options)
         if not path:
             raise ConfigError("estimator=lut needs estimator.path=<YAML table or directory of tables>; "
@@ -64,7 +74,7 @@ class LookupTableEstimator(LatencyEstimator):
             raise ConfigError(f"estimator.statistic = {statistic!r} is not allowed; allowed: mean, median")
         self.path = str(path)
         self.tables = load_tables(path, data_dir, statistic)
-        self.scale, self.offset = 1.0, 0.0
+        self.linear = LinearFit(per_group=calibrate == "per_resolution")
 
     def layer_sum(self, space, archs) -> np.ndarray:
         out = np.empty(len(archs), dtype=np.float64)
@@ -98,10 +108,13 @@ class LookupTableEstimator(LatencyEstimator):
     def fit(self, space, archs, latency_ms) -> "LookupTableEstimator":
         if self.needs_fit:
             x = self.layer_sum(space, archs)
-            (self.scale, self.offset), *_ = np.linalg.lstsq(np.column_stack([x, np.ones_like(x)]),
-                                                            np.asarray(latency_ms, float), rcond=None)
+            self.linear.fit(np.column_stack([x, np.ones_like(x)]), latency_ms, resolution_of(archs),
+                            what="estimator=lut calibration")
         self.fitted = True
         return self
 
     def _predict(self, space, archs) -> np.ndarray:
-        return self.scale * self.layer_sum(space, archs) + self.offset
+        x = self.layer_sum(space, archs)
+        if not self.needs_fit:
+            return x
+        return self.linear.predict(np.column_stack([x, np.ones_like(x)]), resolution_of(archs))
