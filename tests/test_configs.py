@@ -29,6 +29,7 @@ COMPANIONS = {
     ("device", "help"): ["search_space=nb201"],
     ("device", "table"): ["device.path={data}/ofa/syed/ofa_mbv3__note10_lut.csv"],
     ("estimator", "lut"): ["estimator.path={data}/ofa/note10_lut"],
+    ("accuracy", "table"): ["accuracy.path={data}/nb201/accuracy_200ep.csv", "accuracy.column=cifar10"],
 }
 NEEDS_GPU = {("device", "local_cuda"), ("trainer", "gpu")}
 

@@ -310,6 +310,24 @@ def read_accuracy_table(path: str | os.PathLike) -> AccuracyTable:
     return AccuracyTable(index=index, archs=archs, accuracy=columns, source=source)
 
 
+def read_accuracy_column(path: str | os.PathLike, column: str = "accuracy") -> tuple[list[str], np.ndarray]:
+    """``arch`` strings and one accuracy column (percent) of any CSV, e.g. ``arch, accuracy``.
+
+    Repeated architectures are kept (callers average them). A column that looks like fractions
+    (every value <= 1) is refused: accuracies are percent everywhere in hwnas.
+    """
+    frame, path = _read_csv(path)
+    _require_columns(frame, path, ["arch", column])
+    archs = _archs(frame, path, allow_duplicates=True)
+    values = _numeric(frame, [column])
+    _check_values(frame, path, [column], values, lambda v: np.isfinite(v) & (v >= 0) & (v <= 100),
+                  "accuracies must be percentages in [0, 100]")
+    if len(values) > 1 and float(values.max()) <= 1.0:
+        raise DataError(f"table '{path}' column '{column}' holds values in [0, 1] (max {float(values.max()):.4g}); "
+                        f"accuracies must be percentages in [0, 100]: multiply by 100")
+    return archs, values[:, 0].copy()
+
+
 def read_proxy_table(path: str | os.PathLike) -> ProxyTable:
     """A ``index, arch, <proxy>...`` table of zero-cost proxy scores."""
     index, archs, columns, source = _read_metric_table(

@@ -1,22 +1,26 @@
 """Random search: evaluate ``n`` distinct uniformly sampled architectures in batches."""
 from __future__ import annotations
 
-import numpy as np
-
-from hwnas.errors import ConfigError
-from hwnas.search.base import Evaluator, SearchResult, SearchStrategy
+from hwnas.search.base import Archive, SearchResult, SearchStrategy, positive_int, reject_unknown
+from hwnas.search.problem import as_problem
 
 
 class RandomSearch(SearchStrategy):
     name = "random"
 
-    def __init__(self, n: int = 1000, batch_size: int = 1000, seed: int = 0):
-        if n < 1 or batch_size < 1:
-            raise ConfigError(f"search_strategy: n = {n} and batch_size = {batch_size} must be >= 1")
-        self.n, self.batch_size, self.seed = int(n), int(batch_size), int(seed)
+    def __init__(self, n: int = 1000, batch_size: int = 1000, seed: int = 0, **unknown):
+        reject_unknown(self.name, type(self), unknown)
+        self.n = positive_int(self.name, "n", n)
+        self.batch_size = positive_int(self.name, "batch_size", batch_size)
+        self.seed = int(seed)
 
-    def run(self, space, evaluate: Evaluator) -> SearchResult:
+    def run(self, space, problem) -> SearchResult:
+        problem = as_problem(space, problem)
         archs = space.sample_unique(self.n, seed=self.seed)
-        parts = [evaluate(archs[i:i + self.batch_size]) for i in range(0, len(archs), self.batch_size)]
-        objectives = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
-        return SearchResult(archs, objectives)
+        archive = Archive()
+        for i in range(0, len(archs), self.batch_size):
+            batch = archs[i:i + self.batch_size]
+            keys = problem.keys(batch)
+            ev = problem.evaluate(batch, keys)
+            archive.add(batch, keys, ev.values, ev.feasible)
+        return archive.result(problem.maximize, problem.names)

@@ -146,7 +146,7 @@ class SearchSpace(ABC):
         return np.asarray([self.to_genome(a) for a in archs], dtype=np.int64)
 
     def decode_genomes(self, genomes: np.ndarray) -> list[Arch]:
-        return [self.from_genome(tuple(int(v) for v in row)) for row in genomes]
+        return [self.from_genome(row) for row in np.asarray(genomes, dtype=np.int64).tolist()]
 
     def sample_genomes(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Uniform random genomes; spaces with coupled genes override this."""
