@@ -1,0 +1,163 @@
+"""Hardware-aware search: the most accurate architecture under each latency budget, and the
+accuracy-latency Pareto front; with ``search.verify=true`` both re-scored against the device."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from hwnas.errors import ConfigError, choices_text
+from hwnas.estimators.fitting import fit_from_config
+from hwnas.io import write_csv
+from hwnas.plots import pareto_plot
+from hwnas.search.accuracy import default_accuracy
+from hwnas.search.budgets import check_budgets, search_under_budgets
+from hwnas.search.constraints import Constraint, SoftPenalty, formulation
+from hwnas.search.objectives import COSTS, accuracy_metric, cost_metrics, device_latency_metric, latency_metric
+from hwnas.search.problem import SearchProblem
+from hwnas.search.verify import hv_ratio, pick_records, verify
+
+LATENCY_SOURCES = ("estimator", "device")
+#: Per-budget record fields reported in metrics.json as ``budget_<b>ms/<field>``.
+BUDGET_METRICS = ("accuracy", "predicted_latency_ms", "true_latency_ms", "violation", "violation_pct",
+                  "true_accuracy", "optimum_accuracy", "regret")
+
+
+def _plain(node):
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if isinstance(v, str):
+        return v
+    return "" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
+
+
+def run(cfg, ctx) -> dict[str, float]:
+    s = cfg.search
+    budgets = check_budgets(_plain(s.latency_budgets))
+    hard = formulation(s.constraint)
+    penalty = SoftPenalty.from_config(_plain(s.get("penalty")))
+    limits = {k: v for k, v in (_plain(s.get("limits")) or {}).items() if v is not None}
+    unknown = [k for k in limits if k not in COSTS]
+    if unknown:
+        raise ConfigError(f"search.limits.{unknown[0]} is not a constrainable cost; allowed: {choices_text(COSTS)}")
+    if s.latency_source not in LATENCY_SOURCES:
+        raise ConfigError(f"search.latency_source = {s.latency_source!r} is not allowed; "
+                          f"allowed: {choices_text(LATENCY_SOURCES)}")
+    space = instantiate(cfg.search_space)
+    strategy = instantiate(cfg.search_strategy)
+    device = instantiate(cfg.device)
+
+    # ---- objectives and constraints
+    source = (instantiate(cfg.accuracy) if cfg.get("accuracy") is not None
+              else default_accuracy(space, cfg.paths.get("data_dir")))
+    source.prepare(space, ctx.run_dir)
+    if s.latency_source == "estimator":
+        estimator = fit_from_config(instantiate(cfg.estimator), space, device)
+        latency, latency_label = latency_metric(estimator, space), f"estimator={estimator.name}"
+    else:
+        latency, latency_label = device_latency_metric(device, space), f"device={device.name}"
+    costs = cost_metrics(space, list(limits))
+    problem = SearchProblem(space, [accuracy_metric(source, space), latency],
+                            [(costs[k], Constraint(k, float(v), hard)) for k, v in limits.items()], penalty)
+
+    # ---- search
+    t0 = time.perf_counter()
+    found = search_under_budgets(strategy, space, problem, latency, budgets, hard)
+    search_seconds = time.perf_counter() - t0
+    result, picks = found.result, found.picks
+    front = result.front()
+    front_archs = [result.archs[i] for i in front]
+    front_keys = [space.to_string(a) for a in front_archs]
+    acc, lat = result.objectives["accuracy"][front], result.objectives["latency_ms"][front]
+
+    # ---- costs and ground truth
+    cost_of: dict[str, dict[str, float]] = {}
+    if s.get("costs", True):
+        union = {p.key: p.arch for p in picks if p.arch is not None} | dict(zip(front_keys, front_archs))
+        table = space.costs(list(union.values()))
+        cost_of = {k: {c: float(table[c][i]) for c in COSTS} for i, k in enumerate(union)}
+    checked = verify(space, device, source, picks, front_archs, front_keys) if s.verify else None
+    records = pick_records(picks, checked, cost_of)
+
+    metrics: dict[str, float] = {"search_seconds": search_seconds, **found.stats, "n_evaluated": len(result.archs),
+                                 "front_size": len(front), "n_budgets": len(budgets),
+                                 "n_found": sum(p.arch is not None for p in picks)}
+    for r in records:
+        tag = f"budget_{r['budget_ms']:g}ms"
+        metrics[f"{tag}/found"] = int(bool(r["arch"]))
+        metrics.update({f"{tag}/{k}": r[k] for k in BUDGET_METRICS if k in r and np.isfinite(r[k])})
+    true_front = None
+    if checked is not None:
+        violation = np.array([r["violation"] for r in records])
+        metrics["violations"] = int(np.nansum(violation))
+        metrics["max_violation_pct"] = float(np.nanmax([r["violation_pct"] for r in records] + [0.0]))
+        regrets = [r["regret"] for r in records if np.isfinite(r.get("regret", np.nan))]
+        if regrets:
+            metrics.update(mean_regret=float(np.mean(regrets)), max_regret=float(np.max(regrets)))
+        truth = checked.truth
+        if truth is not None:
+            ref = tuple(_plain(s.hv_reference)) if s.get("hv_reference") else truth.reference(budgets)
+            if len(ref) != 2:
+                raise ConfigError(f"search.hv_reference = {list(ref)} must be [accuracy %, latency ms]")
+            ratio, hv_found, hv_true = hv_ratio(checked.front_accuracy, checked.front_latency_ms, truth, ref)
+            metrics.update(hv_ratio=ratio, hv_found=hv_found, hv_true=hv_true, hv_ref_accuracy=ref[0],
+                           hv_ref_latency_ms=ref[1])
+            tf = truth.front()
+            tf = tf[truth.latency_ms[tf] <= 1.5 * max(budgets)]
+            true_front = (truth.latency_ms[tf], truth.accuracy[tf])
+
+    # ---- outputs
+    pick_columns = list(records[0])
+    pick_rows = [[_fmt(r[c]) if c != "budget_ms" else f"{r[c]:g}" for c in pick_columns] for r in records]
+    front_columns = ["arch", "accuracy", "predicted_latency_ms", *(COSTS if cost_of else ())]
+    front_columns += ["true_latency_ms", "true_accuracy"] if checked is not None else []
+    front_rows = []
+    for j, key in enumerate(front_keys):
+        row = [key, _fmt(acc[j]), _fmt(lat[j]), *(_fmt(cost_of[key][c]) for c in COSTS if cost_of)]
+        if checked is not None:
+            row += [_fmt(checked.front_latency_ms[j]), _fmt(checked.front_accuracy[j])]
+        front_rows.append(row)
+    write_csv(ctx.path("picks.csv"), pick_columns, pick_rows)
+    write_csv(ctx.path("front.csv"), front_columns, front_rows)
+    ctx.tracker.log_table("picks", pick_columns, pick_rows)
+    ctx.tracker.log_table("front", front_columns, front_rows)
+    if s.get("plot", True):
+        png = pareto_plot(ctx.path("front.png"), lat, acc, budgets,
+                          np.array([r["predicted_latency_ms"] for r in records]),
+                          np.array([r["accuracy"] for r in records]), true_front=true_front,
+                          verified=(checked.front_latency_ms, acc) if checked is not None else None,
+                          latency_label=f"latency (ms), {latency_label}",
+                          title=f"search={strategy.name} on {space.name}, device {device.name}")
+        ctx.tracker.log_image("pareto_front", png)
+    _print_summary(f"search={strategy.name} on {space.name} (accuracy={source.name}, latency {latency_label})",
+                   records, metrics)
+    return metrics
+
+
+def _print_summary(title: str, records: list[dict], metrics: dict) -> None:
+    head = (f"{title}: {metrics['n_evaluated']:,} architectures in {metrics['search_seconds']:.1f} s, cache hit rate "
+            f"{metrics['cache_hit_rate']:.1%}, front of {metrics['front_size']}")
+    if "hv_ratio" in metrics:
+        head += f", hypervolume ratio {metrics['hv_ratio']:.3f}"
+    print(head)
+    shown = {"budget_ms": "budget_ms", "accuracy": "accuracy", "predicted_latency_ms": "pred_ms",
+             "true_latency_ms": "true_ms", "violation": "over", "regret": "regret", "arch": "arch"}
+    cols = [c for c in shown if c in records[0]]
+    lines = [[shown[c] for c in cols]]
+    for r in records:
+        row = []
+        for c in cols:
+            if c == "arch":
+                row.append(r[c][:90] or "(nothing met the budget)")
+            elif c == "violation":
+                row.append("" if not np.isfinite(r[c]) else ("YES" if r[c] else "no"))
+            else:
+                row.append(f"{r[c]:g}" if c == "budget_ms" else _fmt(r[c], 4 if c != "regret" else 3))
+        lines.append(row)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(cols))]
+    for line in lines:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())

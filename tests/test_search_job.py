@@ -1,0 +1,82 @@
+"""``hwnas job=search`` end to end with tiny settings, composed as the CLI composes it."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from hwnas.cli import _user_error
+from hwnas.errors import ConfigError
+from hwnas.jobs import run_job
+
+NB201_PIXEL3 = ["job=search", "search_space=nb201", "device=help", "device.column=pixel3", "logger=csv"]
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("strategy,options", [
+    ("evolution", ["search_strategy.population=20", "search_strategy.generations=8"]),
+    ("nsga2", ["search_strategy.population=24", "search_strategy.generations=8"]),
+])
+def test_search_job_writes_picks_front_plot_and_metrics(compose_cfg, tmp_path, data_dir, strategy, options):
+    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", f"search_strategy={strategy}", *options,
+                      "estimator=flops", "search.latency_budgets=[5,12.5]", "search.verify=true")
+    run = tmp_path / "run"
+    metrics = run_job(cfg, run_dir=run)
+    saved = json.loads((run / "metrics.json").read_text())
+    for key in ("budget_5ms/accuracy", "budget_5ms/true_latency_ms", "budget_5ms/violation", "budget_5ms/regret",
+                "budget_12.5ms/predicted_latency_ms", "hv_ratio", "search_seconds", "cache_hit_rate", "violations",
+                "max_violation_pct"):
+        assert key in saved, key
+    assert 0 < saved["hv_ratio"] <= 1.0 + 1e-9
+    assert saved["budget_5ms/regret"] >= 0 and saved["budget_12.5ms/regret"] >= 0
+    assert saved["budget_5ms/predicted_latency_ms"] <= 5.0  # hard constraint on the estimate
+    picks = _rows(run / "picks.csv")
+    assert [float(r["budget_ms"]) for r in picks] == [5.0, 12.5]
+    assert {"arch", "accuracy", "predicted_latency_ms", "flops", "true_latency_ms", "regret"} <= set(picks[0])
+    front = _rows(run / "front.csv")
+    assert len(front) == saved["front_size"] > 1
+    assert (run / "front.png").read_bytes()[:4] == b"\x89PNG"
+    assert metrics["cache_hit_rate"] == saved["cache_hit_rate"]
+
+
+def test_search_job_on_the_device_latency_has_no_violations(compose_cfg, tmp_path, data_dir):
+    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "search_strategy=evolution",
+                      "search_strategy.population=20", "search_strategy.generations=10", "search.latency_source=device",
+                      "search.latency_budgets=[8]", "search.verify=true", "search.plot=false", "search.costs=false")
+    metrics = run_job(cfg, run_dir=tmp_path / "run")
+    assert metrics["violations"] == 0 and metrics["budget_8ms/true_latency_ms"] <= 8
+    assert not (tmp_path / "run" / "front.png").exists()
+
+
+@pytest.mark.parametrize("overrides,needles", [
+    (["search.latency_budgets=[]"], ["latency_budgets = []"]),
+    (["search.latency_budgets=[5,-1]"], ["-1", "> 0"]),
+    (["search.latency_budgets=[5]", "accuracy=nb201", "accuracy.dataset=cifar11"], ["cifar11", "imagenet16_120"]),
+    (["search.latency_budgets=[5]", "search_strategy=evolution", "search_strategy.population=1"], ["population = 1"]),
+    (["search.latency_budgets=[5]", "+search_strategy.popsize=3"], ["popsize", "population"]),
+    (["search.latency_budgets=[5]", "search.constraint=medium"], ["medium", "hard, soft"]),
+    (["search.latency_budgets=[5]", "+search.limits.macs=1"], ["macs", "flops"]),
+])
+def test_search_job_user_errors(compose_cfg, tmp_path, data_dir, overrides, needles):
+    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "logger=none", *overrides)
+    with pytest.raises(Exception) as err:
+        run_job(cfg, run_dir=tmp_path / "run")
+    error = _user_error(err.value)
+    assert isinstance(error, ConfigError), repr(err.value)
+    for needle in needles:
+        assert needle in str(error)
+
+
+def test_default_accuracy_is_chosen_by_space(data_dir):
+    from hwnas.search.accuracy import NB201Accuracy, OFAAccuracyPredictor, default_accuracy
+    from hwnas.spaces import get_space
+
+    assert isinstance(default_accuracy(get_space("nb201"), str(data_dir)), NB201Accuracy)
+    assert isinstance(default_accuracy(get_space("compofa_fixed"), str(data_dir)), OFAAccuracyPredictor)
+    with pytest.raises(ConfigError, match="fbnet.*accuracy=table"):
+        default_accuracy(get_space("fbnet"), str(data_dir))
