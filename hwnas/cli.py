@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -34,7 +35,37 @@ def _user_error(exc: BaseException | None) -> HwnasError | None:
     return None
 
 
-main = hydra.main(config_path="conf", config_name="config", version_base="1.3")(_task)
+_hydra_main = hydra.main(config_path="conf", config_name="config", version_base="1.3")(_task)
+
+#: overrides naming a directory the run writes into (Hydra creates the run dir before a job starts)
+OUTPUT_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "paths.output_dir")
+
+
+def _output_dir_error(argv: list[str]) -> str | None:
+    """A one-line reason why an output directory given on the command line cannot be used."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key.lstrip("+~") not in OUTPUT_DIR_KEYS or "${" in value:
+            continue
+        value = value.strip().strip("'\"")
+        if not value:
+            return f"{key} is empty; give a directory the run may write into (e.g. {key}=outputs/run1)"
+        try:
+            Path(value).expanduser().mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"{key} = {value!r} cannot be created: {exc.strerror or exc}"
+        if not os.access(Path(value).expanduser(), os.W_OK | os.X_OK):
+            return f"{key} = {value!r} is not writable"
+    return None
+
+
+def main() -> None:
+    """The console script: checks output directories, then hands over to Hydra."""
+    problem = _output_dir_error(sys.argv[1:])
+    if problem:
+        print(f"hwnas: error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    _hydra_main()
 
 if __name__ == "__main__":
     main()

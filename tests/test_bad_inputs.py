@@ -1,0 +1,116 @@
+"""The bad-input catalogue: every user mistake gets one line naming the bad value and what is allowed.
+
+Each case runs the real ``hwnas`` entry point in-process (``hwnas.cli.main`` with ``sys.argv``),
+so what is checked is exactly what a user sees: exit status 2, no traceback, one ``hwnas: error:``
+line containing the needles. Deeper cases (checkpoints of another space or encoding, malformed
+tables of every kind) are tested where they are raised; this file is the user-facing index.
+"""
+from __future__ import annotations
+
+import sys
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from hwnas import cli
+
+NB = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+NB2 = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+NB3 = "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+
+def hwnas(monkeypatch, capsys, *args: str):
+    """Run ``hwnas args`` in-process; returns (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["hwnas", "logger=none", *args])
+    GlobalHydra.instance().clear()
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def files(tmp_path, **texts: str) -> dict[str, str]:
+    paths = {}
+    for name, text in texts.items():
+        p = tmp_path / f"{name}.csv"
+        p.write_text(text)
+        paths[name] = str(p)
+    return paths
+
+
+CASES = {
+    # name: (overrides, needles in the one error line); {f} = a file from files(), {tmp} = tmp_path
+    "space option out of range": (["search_space.width_mult=-1"], ["width_mult = -1", "1.0 and 1.2"]),
+    "latency CSV without latency_ms": (["job=evaluate", "search_space=nb201", "device=table", "device.path={missing_col}"],
+                                       ["no column 'latency_ms'", "columns present: arch, lat"]),
+    "NaN latency": (["job=evaluate", "search_space=nb201", "device=table", "device.path={nan}"],
+                    ["value 'nan' at row 1", "finite and > 0"]),
+    "negative latency": (["job=evaluate", "search_space=nb201", "device=table", "device.path={negative}"],
+                         ["value -1 at row 1", "> 0 ms"]),
+    "zero latency": (["job=evaluate", "search_space=nb201", "device=table", "device.path={zero}"],
+                     ["value 0 at row 1", "> 0 ms"]),
+    "malformed architecture": (["job=predict", "search_space=nb201", "predict.input={malformed}", "estimator.fit_data={fit}"],
+                               ["'nor_conv_9x9' is not allowed", "allowed: none, skip_connect"]),
+    "architecture of another space": (["job=predict", "search_space=nb201", "predict.input={ofa_arch}",
+                                       "estimator.fit_data={fit}"], ["nb201", "expected the format"]),
+    "table device column unknown": (["job=evaluate", "search_space=nb201", "device=help", "device.column=tpu_v4"],
+                                    ["tpu_v4", "pixel3"]),
+    "table device of another space": (["job=evaluate", "search_space=ofa_mbv3", "device=help", "device.column=pixel3"],
+                                      ["help", "nb201"]),
+    "missing data root": (["job=evaluate", "search_space=nb201", "device=help", "device.column=pixel3",
+                           "paths.data_dir={tmp}/nowhere"], ["nowhere", "does not exist", "HWNAS_DATA"]),
+    "missing predictor checkpoint": (["job=predict", "search_space=nb201", "predict.input={fit}", "estimator=predictor",
+                                      "estimator.checkpoint={tmp}/none.pt"], ["none.pt", "does not exist"]),
+    "file that is not a checkpoint": (["job=predict", "search_space=nb201", "predict.input={fit}", "estimator=predictor",
+                                       "estimator.checkpoint={fit}"], ["not an hwnas predictor checkpoint"]),
+    "unwritable run dir": (["hydra.run.dir=/proc/hwnas_run"], ["hydra.run.dir", "/proc/hwnas_run", "cannot be created"]),
+    "empty output dir": (["paths.output_dir="], ["paths.output_dir is empty"]),
+    "unwritable output file": (["job=predict", "search_space=nb201", "predict.input={fit}", "estimator.fit_data={fit}",
+                                "predict.output=/proc/hwnas/out.csv"], ["/proc/hwnas", "cannot create"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_user_error_is_one_line(case, tmp_path, monkeypatch, capsys):
+    archs = "\n".join(f"{a},{i + 1}" for i, a in enumerate([NB, NB2, NB3]))
+    paths = files(tmp_path, missing_col=f"arch,lat\n{NB},1.0\n", nan=f"arch,latency_ms\n{NB},nan\n",
+                  negative=f"arch,latency_ms\n{NB},-1\n", zero=f"arch,latency_ms\n{NB},0\n",
+                  malformed="arch\n|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|\n",
+                  ofa_arch='arch\n"{""ks"":[3],""e"":[3],""d"":[2],""r"":160}"\n', fit=f"arch,latency_ms\n{archs}\n")
+    overrides, needles = CASES[case]
+    args = [o.format(tmp=tmp_path, **paths) for o in overrides]
+    if not any(a.startswith("hydra.run.dir") for a in args):
+        args.append(f"hydra.run.dir={tmp_path}/run")
+    code, _, err = hwnas(monkeypatch, capsys, *args)
+    assert code != 0, f"{case}: no error"
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("hwnas: error:")]
+    assert len(lines) == 1, f"{case}: expected one 'hwnas: error:' line, got:\n{err}"
+    for needle in needles:
+        assert needle in lines[0], f"{case}: {needle!r} not in {lines[0]!r}"
+
+
+@pytest.mark.parametrize("group, bad, allowed", [("search_space", "ofa", "ofa_mbv3"), ("device", "tpu", "local_cpu"),
+                                                 ("estimator", "oracle", "flops"), ("search_strategy", "bayes", "random"),
+                                                 ("job", "nope", "measure")])
+def test_unknown_group_option_lists_the_options(group, bad, allowed, tmp_path, monkeypatch, capsys):
+    """Unknown names in a config group: Hydra's own message names the option and lists the available ones."""
+    code, _, err = hwnas(monkeypatch, capsys, f"{group}={bad}", f"hydra.run.dir={tmp_path}/run")
+    assert code != 0 and "Traceback" not in err
+    assert f"'{group}/{bad}'" in err and allowed in err
+
+
+def test_duplicate_architectures_in_a_user_table_are_averaged(tmp_path):
+    """Duplicates are legitimate (re-measurements): a table device keeps one row per arch, the mean."""
+    from hwnas.devices import TableDevice
+    from hwnas.spaces import get_space
+
+    p = tmp_path / "dup.csv"
+    p.write_text(f"arch,latency_ms\n{NB},1.0\n{NB},3.0\n{NB2},2.0\n")
+    archs, lat = TableDevice(path=str(p)).dataset(get_space("nb201"))
+    assert len(archs) == 2 and sorted(lat.tolist()) == [2.0, 2.0]
