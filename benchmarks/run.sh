@@ -12,3 +12,7 @@ hwnas job=report "report.dirs=[$OUT/predictor,$OUT/predictor_cells]" "report.row
   "report.metrics=[encode_archs_per_s,predict_archs_per_s,threads]" \
   "report.title='Encoding and encode + predict throughput (architectures/s, median of 5 calls of 100,000)'" \
   report.output=benchmarks/throughput.md logger=none hydra.run.dir=$OUT/report
+# One evolutionary search (population 100 x 500 generations) with a learned latency predictor (MLP) as
+# the hard latency constraint (budget: median prediction) and OFA's accuracy predictor as the objective.
+hwnas job=benchmark search_space=ofa_mbv3 estimator=predictor search_strategy=evolution benchmark.search=true \
+  benchmark.n=10000 benchmark.repeats=3 logger=none hydra.run.dir=$OUT/search

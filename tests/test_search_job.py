@@ -80,3 +80,13 @@ def test_default_accuracy_is_chosen_by_space(data_dir):
     assert isinstance(default_accuracy(get_space("compofa_fixed"), str(data_dir)), OFAAccuracyPredictor)
     with pytest.raises(ConfigError, match="fbnet.*accuracy=table"):
         default_accuracy(get_space("fbnet"), str(data_dir))
+
+
+def test_benchmark_times_one_search(compose_cfg, tmp_path, data_dir):
+    cfg = compose_cfg("job=benchmark", "search_space=nb201", "estimator=predictor", "search_strategy=evolution",
+                      "search_strategy.population=10", "search_strategy.generations=3", "benchmark.search=true",
+                      "benchmark.n=200", "benchmark.repeats=1", "benchmark.threads=1", "logger=none",
+                      f"paths.data_dir={data_dir}")
+    metrics = run_job(cfg, run_dir=tmp_path / "run")
+    assert metrics["search_seconds"] > 0 and metrics["search_distinct_archs"] >= 10
+    assert 0 < metrics["search_best_accuracy"] <= 100

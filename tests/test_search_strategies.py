@@ -247,3 +247,12 @@ def test_bad_values_name_the_value_and_the_choices(make, needles):
         make()
     for needle in needles:
         assert needle in str(err.value)
+
+
+def test_front_lists_identical_objective_vectors_once():
+    from hwnas.search import SearchResult
+
+    r = SearchResult(["a", "b", "c", "d"], {"accuracy": np.array([90.0, 90.0, 80.0, 70.0]),
+                                            "latency_ms": np.array([5.0, 5.0, 2.0, 3.0])},
+                     maximize=("accuracy",))
+    assert sorted(r.front().tolist()) == [0, 2]

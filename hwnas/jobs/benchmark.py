@@ -1,8 +1,11 @@
-"""How many architectures per second the configured space encodes and the estimator predicts."""
+"""How many architectures per second the configured space encodes and the estimator predicts;
+optionally how long one evolutionary search takes with that estimator as its latency model."""
 from __future__ import annotations
 
 import os
+import time
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 
@@ -10,7 +13,6 @@ from hwnas.errors import ConfigError
 from hwnas.measure.harness import median_seconds
 from hwnas.estimators.fitting import fit_from_config
 from hwnas.predictors import PredictorEstimator
-
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -23,6 +25,7 @@ def run(cfg, ctx) -> dict[str, float]:
     estimator = instantiate(cfg.estimator)
     archs = space.sample(n, seed=int(cfg.seed))
     if isinstance(estimator, PredictorEstimator) and estimator.module is None:
+        torch.manual_seed(int(cfg.seed))
         y = torch.rand(16) + 1.0
         estimator.module = estimator.new_module(space, estimator.featurize(space, archs[:16]), y).eval()
         estimator.fitted = True
@@ -35,4 +38,38 @@ def run(cfg, ctx) -> dict[str, float]:
                "predict_seconds": predict_s, "predict_archs_per_s": n / predict_s}
     print(f"{space.name}, estimator={estimator.name}, {torch.get_num_threads()} threads: encode {n / encode_s:,.0f} archs/s, "
           f"encode + predict {n / predict_s:,.0f} archs/s (median of {repeats})")
+    if cfg.benchmark.get("search"):
+        metrics.update(_time_search(cfg, space, estimator, archs))
     return metrics
+
+
+def _time_search(cfg, space, estimator, archs) -> dict[str, float]:
+    """One run of ``search_strategy`` (accuracy from the ``accuracy`` group or the space's default)
+    under a latency budget at ``benchmark.budget_quantile`` of the estimator's predictions."""
+    from hwnas.search.accuracy import default_accuracy
+    from hwnas.search.constraints import Constraint
+    from hwnas.search.objectives import accuracy_metric, latency_metric
+    from hwnas.search.problem import SearchProblem
+
+    q = float(cfg.benchmark.get("budget_quantile", 0.5))
+    if not 0 < q <= 1:
+        raise ConfigError(f"benchmark.budget_quantile = {q} must lie in (0, 1]")
+    strategy = instantiate(cfg.search_strategy)
+    source = instantiate(cfg.accuracy) if cfg.get("accuracy") is not None else default_accuracy(space, cfg.paths.get("data_dir"))
+    source.prepare(space)
+    budget = float(np.quantile(estimator.predict(space, archs[:10000]), q))
+    latency = latency_metric(estimator, space)
+    problem = SearchProblem(space, [accuracy_metric(source, space), latency],
+                            [(latency, Constraint("latency_ms", budget))])
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = strategy.run(space, problem)
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    hits, misses = sum(c.hits for c in problem.caches), sum(c.misses for c in problem.caches)
+    lookups = latency.cache.hits + latency.cache.misses
+    best = result.objectives["accuracy"][result.best] if result.best is not None else float("nan")
+    print(f"search={strategy.name} (accuracy={source.name}, latency <= {budget:.4g} ms from estimator={estimator.name}): "
+          f"{seconds:.2f} s ({cpu_seconds:.2f} s CPU), {len(result.archs):,} distinct architectures evaluated, {lookups:,} latency lookups, "
+          f"cache hit rate {hits / max(1, hits + misses):.1%}; best accuracy {best:.2f} %")
+    return {"search_seconds": seconds, "search_cpu_seconds": cpu_seconds, "search_budget_ms": budget, "search_distinct_archs": len(result.archs),
+            "search_latency_lookups": lookups, "search_cache_hit_rate": hits / max(1, hits + misses),
+            "search_best_accuracy": best}

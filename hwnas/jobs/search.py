@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -65,11 +66,18 @@ def run(cfg, ctx) -> dict[str, float]:
                             [(costs[k], Constraint(k, float(v), hard)) for k, v in limits.items()], penalty)
 
     # ---- search
-    t0 = time.perf_counter()
-    found = search_under_budgets(strategy, space, problem, latency, budgets, hard)
-    search_seconds = time.perf_counter() - t0
+    threads = torch.get_num_threads()
+    if s.get("threads"):
+        torch.set_num_threads(int(s.threads))
+    try:
+        t0 = time.perf_counter()
+        found = search_under_budgets(strategy, space, problem, latency, budgets, hard)
+        search_seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
     result, picks = found.result, found.picks
     front = result.front()
+    front = front[np.argsort(result.objectives["latency_ms"][front], kind="stable")]
     front_archs = [result.archs[i] for i in front]
     front_keys = [space.to_string(a) for a in front_archs]
     acc, lat = result.objectives["accuracy"][front], result.objectives["latency_ms"][front]

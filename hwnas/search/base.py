@@ -57,10 +57,17 @@ class SearchResult:
         return np.column_stack([-self.objectives[n] if n in self.maximize else self.objectives[n] for n in names])
 
     def front(self, names: Sequence[str] | None = None) -> np.ndarray:
-        """Indices of the Pareto-optimal feasible architectures over ``names`` (default: the objectives)."""
+        """Indices of the Pareto-optimal feasible architectures over ``names`` (default: the objectives),
+        sorted by the first objective.
+
+        Architectures with identical objective values (e.g. OFA subnets that differ only in blocks
+        their depth skips: one network, two strings) appear once, as the first evaluated.
+        """
         f = self.matrix(names)
         ok = np.flatnonzero(self.feasible & np.isfinite(f).all(axis=1))
-        return ok[pareto_front(f[ok])]
+        front = ok[pareto_front(f[ok])]
+        _, first = np.unique(f[front], axis=0, return_index=True)
+        return front[np.sort(first)]
 
     def strings(self, space) -> list[str]:
         return [space.to_string(a) for a in self.archs]
