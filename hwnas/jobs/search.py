@@ -79,7 +79,7 @@ def run(cfg, ctx) -> dict[str, float]:
     front = result.front()
     front = front[np.argsort(result.objectives["latency_ms"][front], kind="stable")]
     front_archs = [result.archs[i] for i in front]
-    front_keys = [space.to_string(a) for a in front_archs]
+    front_keys = [result.keys[i] for i in front]
     acc, lat = result.objectives["accuracy"][front], result.objectives["latency_ms"][front]
 
     # ---- costs and ground truth

@@ -42,6 +42,7 @@ class SearchResult:
     names: tuple[str, ...] | None = None
     best: int | None = None
     history: list[float] = field(default_factory=list)
+    keys: list[str] | None = None  # canonical strings of ``archs``, when the strategy has them
 
     def __post_init__(self):
         if self.feasible is None:
@@ -70,7 +71,7 @@ class SearchResult:
         return front[np.sort(first)]
 
     def strings(self, space) -> list[str]:
-        return [space.to_string(a) for a in self.archs]
+        return list(self.keys) if self.keys is not None else [space.to_string(a) for a in self.archs]
 
 
 class Archive:
@@ -106,7 +107,8 @@ class Archive:
                                      count=len(self._values)) for c in columns}
         return SearchResult(list(self.archs), objectives, tuple(maximize), np.asarray(self._feasible, dtype=bool),
                             tuple(names) if names else None,
-                            self._position[best_key] if best_key is not None else None, list(history))
+                            self._position[best_key] if best_key is not None else None, list(history),
+                            list(self.keys))
 
 
 class SearchStrategy(ABC):

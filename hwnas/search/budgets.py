@@ -60,7 +60,7 @@ def search_under_budgets(strategy: SearchStrategy, space, problem: SearchProblem
     """Run ``strategy`` for ``budgets`` (see the module docstring); ``problem`` has no latency budget."""
     budget_problems = [problem.with_constraints([(latency, Constraint(latency.name, b, hard))]) for b in budgets]
     archive = Archive()
-    chosen: list[tuple[object | None, str | None]] = []
+    chosen: list = []  # the pick of each budget, or None
     if strategy.multi_objective:
         result = strategy.run(space, problem)
         archive.add(result.archs, result.strings(space), result.objectives, result.feasible)
@@ -68,29 +68,27 @@ def search_under_budgets(strategy: SearchStrategy, space, problem: SearchProblem
         front = result.front()
         front_archs = [result.archs[i] for i in front]
         for bp in budget_problems:
-            if not len(front):
-                chosen.append((None, None))
-                continue
-            fitness = bp.evaluate(front_archs).fitness
-            i = int(np.argmax(fitness))
-            chosen.append((front_archs[i], None) if np.isfinite(fitness[i]) else (None, None))
+            fitness = bp.evaluate(front_archs).fitness if len(front) else np.zeros(0)
+            i = int(np.argmax(fitness)) if len(front) else -1
+            chosen.append(front_archs[i] if i >= 0 and np.isfinite(fitness[i]) else None)
     else:
         for budget, bp in zip(budgets, budget_problems):
             try:
                 r = strategy.run(space, bp)
             except Infeasible as exc:  # this budget is below every architecture; the others still run
                 print(f"latency budget {budget:g} ms: {exc}", file=sys.stderr)
-                chosen.append((None, None))
+                chosen.append(None)
                 continue
             archive.add(r.archs, r.strings(space), r.objectives, r.feasible)
             ok = r.best is not None and r.feasible[r.best]
-            chosen.append((r.archs[r.best], None) if ok else (None, None))
+            chosen.append(r.archs[r.best] if ok else None)
         stats = cache_stats(problem.caches)
     # Feasibility w.r.t. the budget-free problem, and every metric: all from the cache by now.
     ev = problem.evaluate(archive.archs, archive.keys)
-    result = SearchResult(list(archive.archs), ev.values, problem.maximize, ev.feasible, tuple(problem.names))
+    result = SearchResult(list(archive.archs), ev.values, problem.maximize, ev.feasible, tuple(problem.names),
+                          keys=list(archive.keys))
     picks = []
-    for budget, (arch, _) in zip(budgets, chosen):
+    for budget, arch in zip(budgets, chosen):
         if arch is None:
             picks.append(Pick(budget, None, None, {}))
             continue
