@@ -76,6 +76,11 @@ def test_job_measure_writes_and_resumes(compose_cfg, tmp_path):
     assert {"arch", "latency_ms", "std_ms", "repeats", "hardware", "threads", "torch", "batch_size", "input_shape"} <= set(rows[0])
     again = run_job(cfg, run_dir=tmp_path / "r2")
     assert again["rows_added"] == 0 and again["n_measured_now"] == 0
+    # the same run dir with nothing new to measure keeps the noise floor of the session that measured
+    noise_file = tmp_path / "r1" / "noise_floor.csv"
+    before = noise_file.read_bytes()
+    kept = run_job(cfg, run_dir=tmp_path / "r1")
+    assert noise_file.read_bytes() == before and kept["noise_floor_cv_median"] == pytest.approx(m["noise_floor_cv_median"], rel=1e-3)
     more = run_job(compose_cfg("job=measure", "search_space=nb201", "measure.n=6", f"measure.output={out}", *FAST),
                    run_dir=tmp_path / "r3")
     assert more["rows_added"] == 2
