@@ -118,3 +118,20 @@ def test_job_context_data_dir_missing(tmp_path):
     ctx = JobContext(run_dir=tmp_path, data_dir_value=str(tmp_path / "missing"))
     with pytest.raises(DataError, match="missing"):
         ctx.data_dir
+
+
+@pytest.mark.parametrize("launcher, target", [("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_launcher_configs_compose(launcher, target):
+    """hydra/launcher=parallel (joblib, a dependency) and =slurm (submitit, the `slurm` extra)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if launcher == "slurm":
+        pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="hwnas.conf", version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+        assert cfg.hydra.launcher._target_.endswith(target)
+    finally:
+        GlobalHydra.instance().clear()
