@@ -90,3 +90,22 @@ def test_benchmark_times_one_search(compose_cfg, tmp_path, data_dir):
     metrics = run_job(cfg, run_dir=tmp_path / "run")
     assert metrics["search_seconds"] > 0 and metrics["search_distinct_archs"] >= 10
     assert 0 < metrics["search_best_accuracy"] <= 100
+
+
+def test_search_job_verifies_picks_on_a_local_device(compose_cfg, tmp_path, data_dir):
+    """Local device: the pick is measured afresh; no ground truth, so no regret or hypervolume."""
+    from hwnas.data.tables import load_nb201_latency
+
+    table = load_nb201_latency(data_dir)
+    lat = table.column("pixel3")
+    fit = tmp_path / "fit.csv"
+    fit.write_text("arch,latency_ms\n" + "".join(f"{a},{v}\n" for a, v in zip(table.archs[:200], lat[:200])))
+    cfg = compose_cfg("job=search", "search_space=nb201", "device=local_cpu", "device.repeats=2", "device.warmup=1",
+                      "estimator=flops", f"estimator.fit_data={fit}", "search_strategy.population=8",
+                      "search_strategy.generations=2", "search.latency_budgets=[10]", "search.verify=true",
+                      "search.plot=false", "logger=none", f"paths.data_dir={data_dir}")
+    metrics = run_job(cfg, run_dir=tmp_path / "run")
+    assert metrics["budget_10ms/true_latency_ms"] > 0 and metrics["violations"] in (0, 1)
+    assert "hv_ratio" not in metrics and "budget_10ms/regret" not in metrics
+    picks = _rows(tmp_path / "run" / "picks.csv")
+    assert float(picks[0]["true_latency_ms"]) == pytest.approx(metrics["budget_10ms/true_latency_ms"], rel=1e-3)
