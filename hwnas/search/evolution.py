@@ -62,7 +62,7 @@ class EvolutionSearch(SearchStrategy):
             parents, parent_fitness = pop[order], fitness[order]
             parent_archs, parent_keys = [archs[i] for i in order], [keys[i] for i in order]
             history.append(float(parent_fitness[0]))
-            # children 0..n_mut-1 mutate parent `first`; the rest cross parents `a` and `b`
+            # children 0..n_mut-1 mutate parent `first`; the rest cross `first` with `second`
             first = rng.integers(self.n_parents, size=self.population)
             second = rng.integers(self.n_parents, size=self.population)
 

@@ -131,7 +131,7 @@ class SearchProblem:
         return Evaluation(values, feasible, fitness)
 
     def __call__(self, archs: Sequence) -> dict[str, np.ndarray]:
-        """The :data:`~hwnas.search.base.Evaluator` form: every metric of every architecture."""
+        """The :data:`~hwnas.search.base.Evaluator` form: every metric (NaN where a hard constraint failed first)."""
         return self.evaluate(archs).values
 
 
