@@ -71,7 +71,8 @@ def run(cfg, ctx) -> dict[str, float]:
         torch.set_num_threads(int(s.threads))
     try:
         t0 = time.perf_counter()
-        found = search_under_budgets(strategy, space, problem, latency, budgets, hard)
+        found = search_under_budgets(strategy, space, problem, latency, budgets, hard,
+                                     float(s.get("latency_margin") or 0.0))
         search_seconds = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
@@ -88,7 +89,10 @@ def run(cfg, ctx) -> dict[str, float]:
         union = {p.key: p.arch for p in picks if p.arch is not None} | dict(zip(front_keys, front_archs))
         table = space.costs(list(union.values()))
         cost_of = {k: {c: float(table[c][i]) for c in COSTS} for i, k in enumerate(union)}
-    checked = verify(space, device, source, picks, front_archs, front_keys) if s.verify else None
+    verify_front = s.get("verify_front")
+    if verify_front not in (None, True, False):
+        raise ConfigError(f"search.verify_front = {verify_front!r} is not allowed; allowed: null, true, false")
+    checked = verify(space, device, source, picks, front_archs, front_keys, verify_front) if s.verify else None
     records = pick_records(picks, checked, cost_of)
 
     metrics: dict[str, float] = {"search_seconds": search_seconds, **found.stats, "n_evaluated": len(result.archs),

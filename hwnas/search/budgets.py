@@ -56,9 +56,16 @@ def check_budgets(budgets) -> list[float]:
 
 
 def search_under_budgets(strategy: SearchStrategy, space, problem: SearchProblem, latency: Metric,
-                         budgets: Sequence[float], hard: bool) -> BudgetSearch:
-    """Run ``strategy`` for ``budgets`` (see the module docstring); ``problem`` has no latency budget."""
-    budget_problems = [problem.with_constraints([(latency, Constraint(latency.name, b, hard))]) for b in budgets]
+                         budgets: Sequence[float], hard: bool, margin: float = 0.0) -> BudgetSearch:
+    """Run ``strategy`` for ``budgets`` (see the module docstring); ``problem`` has no latency budget.
+
+    ``margin`` searches under ``budget * (1 - margin)``, leaving room for the latency model's error;
+    picks are still reported against the budget itself.
+    """
+    if not 0.0 <= margin < 1.0:
+        raise ConfigError(f"search.latency_margin = {margin} must lie in [0, 1)")
+    budget_problems = [problem.with_constraints([(latency, Constraint(latency.name, b * (1.0 - margin), hard))])
+                       for b in budgets]
     archive = Archive()
     chosen: list = []  # the pick of each budget, or None
     if strategy.multi_objective:

@@ -120,10 +120,11 @@ class Verification:
     truth: GroundTruth | None
 
 
-def verify(space, device, accuracy_source, picks, front_archs: Sequence, front_keys: Sequence[str]) -> Verification:
-    """True latency of the picks from ``device`` (and of the front, from a table device: measuring a
-    whole front on a local device would take as long as a measurement campaign); true accuracy where
-    the source is a table."""
+def verify(space, device, accuracy_source, picks, front_archs: Sequence, front_keys: Sequence[str],
+           front: bool | None = None) -> Verification:
+    """True latency of the picks from ``device``, and of the front when ``front`` (None: only from a
+    table device, since measuring a whole front on a local device can take as long as a measurement
+    campaign); true accuracy where the source is a table."""
     found = [i for i, p in enumerate(picks) if p.arch is not None]
     pick_latency = np.full(len(picks), np.nan)
     pick_latency[found] = true_latency(device, space, [picks[i].arch for i in found])
@@ -132,8 +133,9 @@ def verify(space, device, accuracy_source, picks, front_archs: Sequence, front_k
     front_accuracy = np.array([known.get(k, np.nan) for k in front_keys], dtype=np.float64)
     truth = GroundTruth.build(space, device, accuracy_source)
     optimum = np.array([truth.best_under(p.budget_ms)[0] if truth else np.nan for p in picks], dtype=np.float64)
-    front_latency = (true_latency(device, space, front_archs) if isinstance(device, TableDevice)
-                     else np.full(len(front_archs), np.nan))
+    if front is None:
+        front = isinstance(device, TableDevice)
+    front_latency = true_latency(device, space, front_archs) if front else np.full(len(front_archs), np.nan)
     return Verification(pick_latency, pick_accuracy, optimum, front_latency, front_accuracy, truth)
 
 
