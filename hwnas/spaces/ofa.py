@@ -35,6 +35,8 @@ STAGE_ACTS = ("relu", "relu", "h_swish", "h_swish", "h_swish")
 STAGE_SE = (False, True, False, True, True)
 MBV3_LARGE_KERNELS = (3, 5, 3, 3, 5)
 RESOLUTION_BINS = 8  # OFA's accuracy-predictor encoding: bin = (r - 112) // 16
+#: Small-image spaces (CIFAR, digits) use resolutions below OFA's bins; their encoding one-hots the space's own list.
+SMALL_RESOLUTIONS = (16, 111)
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,16 @@ class OFAMobileNetV3(SearchSpace):
         self.resolutions = tuple(int(r) for r in resolutions)
         if not self.resolutions:
             raise ConfigError(f"{self.name}: resolutions must not be empty")
-        bad = [r for r in self.resolutions if not 0 <= (r - 112) // 16 < RESOLUTION_BINS]
+        bad = [r for r in self.resolutions if not SMALL_RESOLUTIONS[0] <= r < 112 + 16 * RESOLUTION_BINS]
         if bad:
-            raise ConfigError(f"{self.name}: resolution {bad[0]} is outside the encodable range; allowed: 112..239")
+            raise ConfigError(f"{self.name}: resolution {bad[0]} is outside the encodable range; allowed: 112..239 "
+                              f"(ImageNet scale) or {SMALL_RESOLUTIONS[0]}..{SMALL_RESOLUTIONS[1]} (small images)")
+        small = [r <= SMALL_RESOLUTIONS[1] for r in self.resolutions]
+        if any(small) and not all(small):
+            raise ConfigError(f"{self.name}: resolutions {list(self.resolutions)} mix ImageNet-scale (112..239) and "
+                              f"small-image ({SMALL_RESOLUTIONS[0]}..{SMALL_RESOLUTIONS[1]}) sizes; use one kind")
+        #: OFA's 8 resolution bins, or one bin per resolution of a small-image space.
+        self.resolution_bins = tuple(sorted(self.resolutions)) if all(small) else None
         if width_mult <= 0:
             raise ConfigError(f"{self.name}: width_mult = {width_mult} must be > 0 (OFA ships 1.0 and 1.2)")
         self.width_mult = float(width_mult)
@@ -204,13 +213,17 @@ class OFAMobileNetV3(SearchSpace):
     def encode(self, archs: Sequence[OFAArch]) -> torch.Tensor:
         """OFA's 128-d encoding: [20x3 kernel one-hot | 20x3 expand one-hot | 8 resolution bins].
 
-        Blocks beyond a stage's depth are all-zero; the resolution bin is ``(r - 112) // 16``.
+        Blocks beyond a stage's depth are all-zero; the resolution bin is ``(r - 112) // 16``. A
+        small-image space (resolutions below 112) one-hots its own sorted resolutions instead.
         """
         ks, e, d, r = self.arrays(archs)
         mask = self.active_mask(d)[..., None]
         k_hot = (ks[..., None] == np.asarray(self.ks_choices)) & mask
         e_hot = (e[..., None] == np.asarray(self.e_choices)) & mask
-        r_hot = ((r[:, None] - 112) // 16) == np.arange(RESOLUTION_BINS)
+        if self.resolution_bins is None:
+            r_hot = ((r[:, None] - 112) // 16) == np.arange(RESOLUTION_BINS)
+        else:
+            r_hot = r[:, None] == np.asarray(self.resolution_bins)
         n = len(ks)
         out = np.concatenate([k_hot.reshape(n, N_BLOCKS * len(self.ks_choices)),
                               e_hot.reshape(n, N_BLOCKS * len(self.e_choices)), r_hot], axis=1).astype(np.float32)
@@ -218,7 +231,8 @@ class OFAMobileNetV3(SearchSpace):
 
     @property
     def encoding_dim(self) -> int:
-        return N_BLOCKS * (len(self.ks_choices) + len(self.e_choices)) + RESOLUTION_BINS
+        bins = RESOLUTION_BINS if self.resolution_bins is None else len(self.resolution_bins)
+        return N_BLOCKS * (len(self.ks_choices) + len(self.e_choices)) + bins
 
     # ------------------------------------------------------------------ network
     def widths(self) -> dict[str, object]:
