@@ -186,11 +186,7 @@ def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 # ---------------------------------------------------------------------------- conversions
@@ -234,15 +230,20 @@ class _FetchFailed(Exception):
         self.reason = reason
 
 
-def _fetch(url: str, dest: Path, *, timeout: float, expected_sha256: str | None, label: str, progress: bool | None) -> int:
-    """Stream ``url`` into ``dest`` via a temp file beside it; returns the byte count."""
+def _fetch(url: str, dest: Path, *, timeout: float, expected_sha256: str | None, label: str, progress: bool | None,
+           algorithm: str = "sha256") -> int:
+    """Stream ``url`` into ``dest`` via a temp file beside it; returns the byte count.
+
+    ``expected_sha256`` is the expected hex digest under ``algorithm`` (sha256 unless a source
+    publishes another, as the CIFAR page publishes md5).
+    """
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as exc:
         raise DataError(f"cannot write into '{dest.parent}': {exc.strerror}") from None
     tmp = Path(tmp_name)
-    digest, nbytes = hashlib.sha256(), 0
+    digest, nbytes = hashlib.new(algorithm), 0
     try:
         try:
             request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -265,7 +266,7 @@ def _fetch(url: str, dest: Path, *, timeout: float, expected_sha256: str | None,
             raise _FetchFailed(" ".join(str(exc).split()) or type(exc).__name__) from None
         got = digest.hexdigest()
         if expected_sha256 is not None and got != expected_sha256:
-            raise _FetchFailed(f"sha256 mismatch: got {got}")
+            raise _FetchFailed(f"{algorithm} mismatch: got {got}")
         os.replace(tmp, dest)
         return nbytes
     finally:
@@ -286,6 +287,30 @@ def _fetch_verified(entry: ManifestEntry, urls: Iterable[str], dest: Path, *, ti
     raise DataError(
         f"could not fetch '{entry.path}' (expected sha256 {entry.sha256}): {'; '.join(failures)}; nothing was written"
     )
+
+
+def fetch_file(url: str, dest: str | os.PathLike, *, checksum: tuple[str, str] | None, timeout: float = 60,
+               progress: bool | None = None) -> Path:
+    """Download one file (not in the manifest) to ``dest``, atomically, kept only if ``checksum`` matches.
+
+    ``checksum`` is ``(algorithm, hexdigest)`` as the source publishes it, e.g. ``("md5", "...")``.
+    """
+    dest = Path(dest)
+    algorithm, expected = checksum if checksum else ("sha256", None)
+    try:
+        _fetch(url, dest, timeout=timeout, expected_sha256=expected, label=dest.name, progress=progress,
+               algorithm=algorithm)
+    except _FetchFailed as exc:
+        raise DataError(f"could not fetch {url} -> '{dest}': {exc.reason}; nothing was written") from None
+    return dest
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _say(message: str) -> None:
