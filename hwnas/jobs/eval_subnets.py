@@ -1,0 +1,79 @@
+"""Evaluate sampled subnets of a trained supernet into an accuracy dataset (``arch, accuracy``; top-1 percent).
+
+Each subnet is extracted, its batch norms recalibrated on training images, then scored on the
+val (default) or test split. Rows are appended and fsync'ed one by one (the latency store), so an
+interrupted run loses nothing and a rerun evaluates only the architectures still missing.
+``arch`` is the space's canonical string: the file is what search reads as its accuracy objective.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hwnas.errors import ConfigError, choices_text
+from hwnas.jobs.train_supernet import build_data, set_threads
+from hwnas.measure import MeasurementStore
+from hwnas.supernet import evaluate_subnet, largest_arch, load_supernet, smallest_arch
+from hwnas.supernet.data import SPLITS
+from hwnas.supernet.evaluation import pick_device
+
+COLUMNS = ["arch", "accuracy"]
+
+
+def requested_archs(space, n: int, seed: int, include_extremes: bool) -> list:
+    """``n`` distinct subnets: the smallest and largest first (if asked), then seeded samples (prefix-stable in n)."""
+    if n < 1:
+        raise ConfigError(f"eval_subnets.n = {n} must be >= 1")
+    archs = [smallest_arch(space), largest_arch(space)] if include_extremes else []
+    seen = {space.to_string(a) for a in archs}
+    for arch in space.sample_unique(n, seed=seed):
+        if len(archs) >= n:
+            break
+        if space.to_string(arch) not in seen:
+            seen.add(space.to_string(arch))
+            archs.append(arch)
+    return archs[:n]
+
+
+def run(cfg, ctx) -> dict[str, float]:
+    ec = cfg.eval_subnets
+    set_threads(ec.get("threads"))
+    if not ec.get("checkpoint"):
+        raise ConfigError("eval_subnets.checkpoint is required: the supernet.pt written by job=train_supernet")
+    split = str(ec.split)
+    if split not in SPLITS:
+        raise ConfigError(f"eval_subnets.split = {split!r} is not allowed; allowed: {choices_text(SPLITS)}")
+    checkpoint = Path(ec.checkpoint)
+    supernet, meta = load_supernet(checkpoint)
+    space = supernet.space
+    dm = build_data(cfg, int(meta.get("image_size", max(space.resolutions))))
+    if meta.get("data") and meta["data"] != dm.name:
+        raise ConfigError(f"supernet '{checkpoint}' was trained on data={meta['data']}; this run has data={dm.name} "
+                          f"(pass data={meta['data']})")
+    if dm.num_classes != space.num_classes:
+        raise ConfigError(f"supernet '{checkpoint}' classifies {space.num_classes} classes; data={dm.name} has "
+                          f"{dm.num_classes}")
+    archs = requested_archs(space, int(ec.n), int(ec.seed), bool(ec.include_extremes))
+    output = Path(ec.output) if ec.get("output") else checkpoint.parent / f"accuracy_{split}.csv"
+    store = MeasurementStore(output, COLUMNS)
+    todo = [a for a in archs if space.to_string(a) not in store]
+    device = pick_device(str(ec.device))
+    supernet.to(device)
+    t0 = time.perf_counter()
+    if todo:
+        calibration = [x.to(device) for x in dm.calibration_batches(int(ec.calibration_images))]
+        loader = dm.split_loader(split)
+        for arch in tqdm(todo, desc=f"subnets ({split})", unit="subnet", dynamic_ncols=True):
+            acc = evaluate_subnet(supernet, arch, calibration, loader, device)
+            store.append({"arch": space.to_string(arch), "accuracy": f"{acc:.4f}"})
+    seconds = time.perf_counter() - t0
+    by_arch = {row["arch"]: float(row["accuracy"]) for row in store.rows}
+    acc = np.array([by_arch[space.to_string(a)] for a in archs])
+    print(f"{len(todo)} subnets evaluated now ({len(archs) - len(todo)} already in the file), {seconds:.1f} s; "
+          f"{split} top-1 {acc.min():.2f} .. {acc.max():.2f} % (mean {acc.mean():.2f}) -> {output}")
+    return {"n_requested": len(archs), "n_evaluated": len(todo), "n_rows": len(store), "seconds": seconds,
+            "accuracy_mean": float(acc.mean()), "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max()),
+            "accuracy_std": float(acc.std())}

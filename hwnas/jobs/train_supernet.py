@@ -1,0 +1,147 @@
+"""Train a weight-sharing supernet (progressive shrinking, naive or CompOFA schedule) and score three subnets.
+
+Checkpoints every epoch and on interrupt (``checkpoints/last.ckpt``, ``interrupted.ckpt``); a rerun
+in the same run dir resumes from the newest one, mid-phase and mid-epoch included. Writes
+``supernet.pt`` (loads with ``weights_only=True``; input of ``job=eval_subnets``) and the top-1
+accuracy of the smallest, median and largest subnets after batch-norm recalibration.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from hwnas.errors import ConfigError, choices_text
+from hwnas.jobs.train_predictor import lightning_logger
+from hwnas.predictors.estimator import make_trainer
+from hwnas.supernet import (ImageDataModule, ProgressiveShrinking, evaluate_subnet, largest_arch, median_arch,
+                            save_supernet, smallest_arch, space_spec)
+from hwnas.supernet.data import SPLITS
+from hwnas.supernet.evaluation import pick_device
+
+
+#: Lightning notes that do not apply here: fit() picks the checkpoint to resume, a mid-epoch resume is exact (the
+#: schedule follows the global step), the data configs choose their loader workers.
+QUIET_WARNINGS = (r"`\.fit\(ckpt_path=None\)` was called without a model", r"\.fit\(ckpt_path=\"last\"\) is set",
+                  r"Checkpoint directory .* exists and is not empty", r"You're resuming from a checkpoint that ended",
+                  r"The '\w+_dataloader' does not have many workers", r".*treespec, LeafSpec")
+
+
+def build_data(cfg, image_size: int) -> ImageDataModule:
+    dm = instantiate(cfg.data, image_size=int(image_size))
+    if not isinstance(dm, ImageDataModule):
+        raise ConfigError(f"data = {type(dm).__name__} is not an hwnas image DataModule (conf/data)")
+    return dm
+
+
+def build_module(cfg, space) -> ProgressiveShrinking:
+    sn = OmegaConf.to_container(cfg.supernet, resolve=True)
+    kd, opt = sn.get("kd") or {}, sn.get("optimizer") or {}
+    return ProgressiveShrinking(
+        space=space_spec(space), phases=sn.get("phases"), schedule=str(sn.get("schedule", "custom")),
+        kd_weight=float(kd.get("weight", 0.0)), kd_temperature=float(kd.get("temperature", 1.0)),
+        kd_teacher=str(kd.get("teacher", "snapshot")), optimizer=str(opt.get("name", "sgd")),
+        momentum=float(opt.get("momentum", 0.9)), nesterov=bool(opt.get("nesterov", True)),
+        weight_decay=float(opt.get("weight_decay", 0.0)), label_smoothing=float(sn.get("label_smoothing", 0.0)),
+        seed=int(cfg.seed), calibration_images=int(cfg.train_supernet.calibration_images))
+
+
+def trainer_config(cfg) -> dict:
+    """The ``trainer`` group, adapted to supernet training: elastic subnets leave parameters unused under DDP."""
+    tc = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if tc.get("strategy") == "ddp":
+        tc["strategy"] = "ddp_find_unused_parameters_true"
+    tc["num_sanity_val_steps"] = 0
+    tc.pop("gradient_clip_val", None)  # manual optimization: Lightning refuses automatic clipping
+    return tc
+
+
+def _check_resumable(ckpt: Path, module: ProgressiveShrinking) -> None:
+    """A run dir's checkpoint must come from the same space and phases, else resuming would mix two runs."""
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    except Exception as exc:  # noqa: BLE001 - unreadable: let Lightning report it in full
+        logging.getLogger(__name__).warning("cannot pre-check %s: %s", ckpt, exc)
+        return
+    names = {"space": "search_space", "phases": "supernet.phases", "seed": "seed", "kd_teacher": "supernet.kd.teacher",
+             "kd_weight": "supernet.kd.weight"}
+    for key, name in names.items():
+        if key in saved and saved[key] != module.hparams[key]:
+            raise ConfigError(f"checkpoint '{ckpt}' was trained with another {name} ({saved[key]!r}); use a new "
+                              f"hydra.run.dir, or delete {ckpt.parent} to start over")
+
+
+def fit(module: ProgressiveShrinking, dm: ImageDataModule, cfg, ctx) -> float:
+    ckdir = ctx.run_dir / "checkpoints"
+    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=ckdir, filename="last", monitor=None, save_top_k=1,
+                                              every_n_epochs=1, enable_version_counter=False),
+                 pl.callbacks.OnExceptionCheckpoint(dirpath=ckdir, filename="interrupted")]
+    saved = [p for p in (ckdir / "interrupted.ckpt", ckdir / "last.ckpt") if p.exists()]
+    ckpt_path = max(saved, key=lambda p: p.stat().st_mtime) if saved else None
+    if ckpt_path is not None:
+        _check_resumable(ckpt_path, module)
+        print(f"resuming supernet training from {ckpt_path}")
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # the module ends training itself when its schedule is done (max_epochs=-1: no epoch limit of Lightning's)
+    trainer = make_trainer(trainer_config(cfg), -1, ctx.run_dir, lightning_logger(ctx),
+                           cfg.train_supernet.get("progress_bar"), callbacks)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        for note in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=note)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    seconds = time.perf_counter() - t0
+    if not module.position().done:  # stopped early (trainer.max_steps / max_time): keep this exact state to resume
+        trainer.save_checkpoint(ckdir / "last.ckpt")
+    return seconds
+
+
+def set_threads(threads) -> None:
+    """``null``: PyTorch's default (every core); small networks on a shared CPU run fastest on one."""
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"threads = {threads!r} must be null or an integer >= 1")
+        torch.set_num_threads(threads)
+
+
+def run(cfg, ctx) -> dict[str, float]:
+    tc = cfg.train_supernet
+    set_threads(tc.get("threads"))
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    probe = instantiate(cfg.search_space)  # validates resolutions before the data is sized by them
+    dm = build_data(cfg, max(probe.resolutions))
+    space = instantiate(cfg.search_space, num_classes=dm.num_classes)  # the classifier follows the data
+    splits = list(tc.eval_splits)
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        raise ConfigError(f"train_supernet.eval_splits: {bad[0]!r} is not a split; allowed: {choices_text(SPLITS)}")
+    module = build_module(cfg, space)
+    seconds = fit(module, dm, cfg, ctx)
+    position = module.position()
+    output = Path(tc.output) if tc.get("output") else ctx.path("supernet.pt")
+    save_supernet(module.supernet, output, data=dm.name, image_size=dm.image_size, schedule=module.hparams.schedule,
+                  global_step=int(module.global_step), total_steps=module.schedule.total_steps)
+    metrics: dict[str, float] = {
+        "train_seconds": seconds, "global_step": int(module.global_step), "total_steps": module.schedule.total_steps,
+        "schedule_done": float(position.done), "params_supernet": sum(p.numel() for p in module.supernet.parameters()),
+        **{k: v for k, v in dm.describe().items() if isinstance(v, int)}}
+    device = pick_device(str(tc.get("device", "auto")))
+    supernet = module.supernet.to(device).eval()
+    calibration = dm.calibration_batches(int(tc.calibration_images))
+    report = []
+    for name, arch in (("smallest", smallest_arch(space)), ("median", median_arch(space)), ("largest", largest_arch(space))):
+        metrics[f"params_{name}"] = sum(p.numel() for p in supernet.extract_subnet(arch).parameters())
+        for split in splits:
+            acc = evaluate_subnet(supernet, arch, calibration, dm.split_loader(split), device)
+            metrics[f"{split}/acc_{name}"] = acc
+        report.append(f"{name} " + ", ".join(f"{s} {metrics[f'{s}/acc_{name}']:.2f} %" for s in splits))
+    print(f"supernet ({space.name}, {module.hparams.schedule}) on {dm.name}: {module.global_step}/"
+          f"{module.schedule.total_steps} steps in {seconds:.1f} s; " + "; ".join(report) + f" -> {output}")
+    return metrics
