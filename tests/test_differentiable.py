@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from hwnas.errors import ConfigError
-from hwnas.search.differentiable import DifferentiableSearch, lut_latency
+from hwnas.search.differentiable import DifferentiableSearch, estimator_latency, lut_latency
 from hwnas.search.mixed import MixedNetwork, derive_arch, mixed_space
 from hwnas.spaces import get_space
 from hwnas.supernet.data import DigitsDataModule
@@ -125,6 +125,23 @@ def test_expected_latency_is_softmax_weighted_lut_sum(space, mixed):
         assert latency.of_choice(choice) == pytest.approx(lut_sum, rel=1e-9)
 
 
+def test_estimator_latency_is_exact_for_an_additive_estimator(space, mixed):
+    table = fake_table(space, mixed)
+
+    class TableSum:  # an additive estimator: the lookup-table sum of each architecture's layers
+        name = "table_sum"
+
+        def predict(self, space, archs):
+            return np.array([sum(table[layer.key] for layer in space.layers(a)) for a in archs])
+
+    latency = estimator_latency(space, mixed, TableSum())
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        choice = [int(rng.integers(len(spec.labels))) for spec in mixed.layers]
+        arch = derive_arch(space, mixed, choice)
+        assert latency.of_choice(choice) == pytest.approx(TableSum().predict(space, [arch])[0], rel=1e-9)
+
+
 @pytest.mark.parametrize("candidates", ["shared", "independent"])
 def test_derived_arch_is_in_the_space_and_computes_the_path(space, mixed, candidates):
     torch.manual_seed(3)
@@ -197,12 +214,12 @@ def test_job_writes_outputs(compose_cfg, tmp_path):
                       "search_strategy.warmup_epochs=1", "search_strategy.lambda=0.5", "search_space.resolutions=[24]",
                       "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
                       "differentiable_search.progress_bar=false", "differentiable_search.calibration_images=64",
-                      "device.warmup=0", "device.repeats=2")
+                      "device.warmup=0", "device.repeats=2", "differentiable_search.retrain_epochs=1")
     metrics = run_job(cfg, run_dir=tmp_path / "run")
     run = tmp_path / "run"
     saved = json.loads((run / "metrics.json").read_text())
     for key in ("expected_latency_ms", "derived_latency_ms", "measured_latency_ms", "val/acc_inherited",
-                "test/acc_inherited", "lambda"):
+                "test/acc_inherited", "test/acc_retrained", "lambda"):
         assert key in saved and key in metrics
     space = get_space("ofa_mbv3", resolutions=[24], width_mult=0.25, num_classes=10)
     arch = space.from_string((run / "derived_arch.txt").read_text())
