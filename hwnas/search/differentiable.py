@@ -166,11 +166,17 @@ class AlternatingData(pl.LightningDataModule):
 class DifferentiableNAS(pl.LightningModule):
     """The mixed network, its two optimizers and the alternating schedule. Hyperparameters are
     primitives (checkpoints load with ``weights_only=True``); ``space`` is
-    :func:`hwnas.supernet.ofa.space_spec` of the search space."""
+    :func:`hwnas.supernet.ofa.space_spec` of the search space.
+
+    Logged per epoch: training loss/accuracy of the sampled paths, the architecture step's task loss and
+    expected latency, the logits' mean entropy, the most probable path's latency and its validation
+    accuracy (``val/acc_argmax``; batch norm not recalibrated, so a lower bound with shared candidates).
+    """
 
     def __init__(self, space: dict, resolution: int, fixed_latency_ms: float, op_latency_ms: list,
-                 candidates: str = "shared", latency_lambda: float = 0.0, warmup_epochs: int = 5, epochs: int = 20, weight_optimizer: str = "sgd",
-                 weight_lr: float = 0.05, weight_momentum: float = 0.9, weight_decay: float = 4e-5,
+                 candidates: str = "shared", latency_lambda: float = 0.0, warmup_epochs: int = 5, epochs: int = 7,
+                 weight_optimizer: str = "sgd", weight_lr: float = 0.1, weight_momentum: float = 0.9,
+                 weight_decay: float = 4e-5,
                  arch_lr: float = 0.03, arch_betas: Sequence[float] = (0.0, 0.999), arch_weight_decay: float = 0.0,
                  label_smoothing: float = 0.0):
         super().__init__()
@@ -400,8 +406,8 @@ class DifferentiableSearch(SearchStrategy):
 
         return DifferentiableNAS(
             space=space_spec(space), resolution=int(resolution), fixed_latency_ms=float(latency.fixed_ms),
-            op_latency_ms=latency.ops_ms.tolist(), candidates=self.candidates, latency_lambda=self.latency_lambda, warmup_epochs=self.warmup_epochs,
-            epochs=self.epochs, weight_optimizer=self.weight_optimizer, weight_lr=self.weight_lr,
+            op_latency_ms=latency.ops_ms.tolist(), candidates=self.candidates, latency_lambda=self.latency_lambda,
+            warmup_epochs=self.warmup_epochs, epochs=self.epochs, weight_optimizer=self.weight_optimizer, weight_lr=self.weight_lr,
             weight_momentum=self.weight_momentum, weight_decay=self.weight_decay, arch_lr=self.arch_lr,
             arch_betas=list(self.arch_betas), arch_weight_decay=self.arch_weight_decay,
             label_smoothing=self.label_smoothing)
@@ -429,6 +435,7 @@ class DifferentiableSearch(SearchStrategy):
             if saved:
                 ckpt_path = max(saved, key=lambda p: p.stat().st_mtime)
                 _check_resumable(ckpt_path, module)
+                print(f"resuming differentiable search from {ckpt_path}")
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
         trainer = make_trainer(_trainer_config(trainer_cfg), self.warmup_epochs + self.epochs, work_dir, logger,
