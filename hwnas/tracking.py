@@ -30,6 +30,28 @@ class Tracker:
     def finish(self, exit_code: int = 0) -> None: ...
 
 
+class PrefixedTracker(Tracker):
+    """A stage's view of its parent's tracker: names get ``prefix``, ``finish`` is the parent's business.
+
+    The pipeline runs its stages as jobs that all log into the pipeline's one W&B run.
+    """
+
+    def __init__(self, parent: Tracker, prefix: str):
+        self.parent, self.prefix = parent, prefix
+
+    def log_config(self, config):
+        pass  # the parent's run already has the pipeline's config; each stage keeps its own in its folder
+
+    def log_metrics(self, metrics, step=None):
+        self.parent.log_metrics({f"{self.prefix}{k}": v for k, v in flat_numeric(metrics).items()})
+
+    def log_table(self, name, columns, rows):
+        self.parent.log_table(f"{self.prefix}{name}", columns, rows)
+
+    def log_image(self, name, path):
+        self.parent.log_image(f"{self.prefix}{name}", path)
+
+
 class CSVTracker(Tracker):
     """Appends every logged metric as ``step, name, value`` to ``<run_dir>/metrics_log.csv``."""
 

@@ -34,3 +34,27 @@ def compose_cfg(tmp_path):
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """``run_cli(*args)`` runs ``hwnas args`` in-process (the real entry point, Hydra included)
+    and returns ``(exit status, stdout, stderr)``."""
+    import sys
+
+    from hwnas import cli
+
+    def _run(*args: str):
+        monkeypatch.setattr(sys, "argv", ["hwnas", *args])
+        GlobalHydra.instance().clear()
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return _run

@@ -7,31 +7,11 @@ tables of every kind) are tested where they are raised; this file is the user-fa
 """
 from __future__ import annotations
 
-import sys
-
 import pytest
-from hydra.core.global_hydra import GlobalHydra
-
-from hwnas import cli
 
 NB = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 NB2 = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 NB3 = "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-
-
-def hwnas(monkeypatch, capsys, *args: str):
-    """Run ``hwnas args`` in-process; returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["hwnas", "logger=none", *args])
-    GlobalHydra.instance().clear()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def files(tmp_path, **texts: str) -> dict[str, str]:
@@ -76,7 +56,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_user_error_is_one_line(case, tmp_path, monkeypatch, capsys):
+def test_user_error_is_one_line(case, tmp_path, run_cli):
     archs = "\n".join(f"{a},{i + 1}" for i, a in enumerate([NB, NB2, NB3]))
     paths = files(tmp_path, missing_col=f"arch,lat\n{NB},1.0\n", nan=f"arch,latency_ms\n{NB},nan\n",
                   negative=f"arch,latency_ms\n{NB},-1\n", zero=f"arch,latency_ms\n{NB},0\n",
@@ -86,7 +66,7 @@ def test_user_error_is_one_line(case, tmp_path, monkeypatch, capsys):
     args = [o.format(tmp=tmp_path, **paths) for o in overrides]
     if not any(a.startswith("hydra.run.dir") for a in args):
         args.append(f"hydra.run.dir={tmp_path}/run")
-    code, _, err = hwnas(monkeypatch, capsys, *args)
+    code, _, err = run_cli("logger=none", *args)
     assert code != 0, f"{case}: no error"
     assert "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if ln.startswith("hwnas: error:")]
@@ -98,9 +78,9 @@ def test_user_error_is_one_line(case, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("group, bad, allowed", [("search_space", "ofa", "ofa_mbv3"), ("device", "tpu", "local_cpu"),
                                                  ("estimator", "oracle", "flops"), ("search_strategy", "bayes", "random"),
                                                  ("job", "nope", "measure")])
-def test_unknown_group_option_lists_the_options(group, bad, allowed, tmp_path, monkeypatch, capsys):
+def test_unknown_group_option_lists_the_options(group, bad, allowed, tmp_path, run_cli):
     """Unknown names in a config group: Hydra's own message names the option and lists the available ones."""
-    code, _, err = hwnas(monkeypatch, capsys, f"{group}={bad}", f"hydra.run.dir={tmp_path}/run")
+    code, _, err = run_cli("logger=none", f"{group}={bad}", f"hydra.run.dir={tmp_path}/run")
     assert code != 0 and "Traceback" not in err
     assert f"'{group}/{bad}'" in err and allowed in err
 

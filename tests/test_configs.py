@@ -65,7 +65,7 @@ def test_every_job_module_has_a_config():
 
 
 def test_run_job_writes_flat_metrics(compose_cfg, tmp_path):
-    cfg = compose_cfg("job=pipeline", "pipeline.n=2", "search_space=nb201", "logger=csv")
+    cfg = compose_cfg("job=profile", "profile.n=2", "search_space=nb201", "logger=csv")
     metrics = run_job(cfg, run_dir=tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["n_archs"] == 2 and metrics["n_archs"] == 2
@@ -86,13 +86,13 @@ def test_cli_prints_config(tmp_path):
 
 def test_cli_runs_job_in_run_dir(tmp_path):
     run_dir = tmp_path / "my_run"
-    out = _hwnas("search_space=compofa_fixed", "pipeline.n=1", "logger=none", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    out = _hwnas("job=profile", "search_space=compofa_fixed", "profile.n=1", "logger=none", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads((run_dir / "metrics.json").read_text())["n_archs"] == 1
 
 
 def test_cli_multirun_sweeps(tmp_path):
-    out = _hwnas("-m", "search_space=nb201", "pipeline.n=1", "logger=none", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sw",
+    out = _hwnas("-m", "job=profile", "search_space=nb201", "profile.n=1", "logger=none", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sw",
                  cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert sorted(p.parent.name for p in (tmp_path / "sw").glob("*/metrics.json")) == ["0", "1"]

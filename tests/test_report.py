@@ -13,7 +13,7 @@ from hwnas.report import aggregate, collect_runs
 
 def test_report_of_a_multirun(tmp_path):
     sweep = tmp_path / "sweep"
-    args = [sys.executable, "-m", "hwnas", "-m", "search_space=nb201,fbnet", "pipeline.n=1", "seed=0,1", "logger=none",
+    args = [sys.executable, "-m", "hwnas", "-m", "job=profile", "search_space=nb201,fbnet", "profile.n=1", "seed=0,1", "logger=none",
             f"hydra.sweep.dir={sweep}"]
     assert subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300).returncode == 0
     runs = collect_runs([sweep])

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwnas.errors import ConfigError, choices_text
 from hwnas.io import ensure_dir, write_metrics
-from hwnas.tracking import Tracker, make_tracker
+from hwnas.tracking import PrefixedTracker, Tracker, make_tracker
 
 
 def list_jobs() -> list[str]:
@@ -57,15 +57,27 @@ def _sweep_group() -> str | None:
     return None
 
 
-def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, float]:
-    """Run ``cfg.job.name`` in ``run_dir`` (default: Hydra's output dir); write metrics.json."""
+def run_job(cfg: DictConfig, run_dir: Path | None = None, tracker: Tracker | None = None,
+            prefix: str = "") -> dict[str, float]:
+    """Run ``cfg.job.name`` in ``run_dir`` (default: Hydra's output dir); write metrics.json.
+
+    With ``tracker`` (a pipeline stage) the job logs into that run under ``prefix`` instead of
+    opening its own, and writes its resolved config to ``config.yaml`` in its run dir.
+    """
     name = cfg.job.name
     if name not in list_jobs():
         raise ConfigError(f"unknown job {name!r}; allowed: {choices_text(list_jobs())}")
     run_dir = ensure_dir(run_dir or _run_dir())
     module = importlib.import_module(f"hwnas.jobs.{name}")
     config = OmegaConf.to_container(cfg, resolve=True)
-    tracker = make_tracker(cfg.logger, run_dir, name=f"{name}-{run_dir.name}", config=config, group=_sweep_group())
+    owned = tracker is None
+    if owned:
+        tracker = make_tracker(cfg.logger, run_dir, name=f"{name}-{run_dir.name}", config=config, group=_sweep_group())
+    else:
+        from hwnas.io import atomic_write_text
+
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        tracker = PrefixedTracker(tracker, prefix)
     ctx = JobContext(run_dir=run_dir, tracker=tracker, data_dir_value=cfg.paths.get("data_dir"))
     exit_code = 1
     try:
@@ -74,6 +86,7 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, float]:
         tracker.log_metrics(metrics)
         exit_code = 0
     finally:
-        tracker.finish(exit_code)
+        if owned:
+            tracker.finish(exit_code)
     print(f"hwnas: {name} finished; run dir: {run_dir}", file=sys.stderr)
     return metrics

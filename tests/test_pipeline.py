@@ -1,0 +1,57 @@
+"""The main job end to end at a tiny scale, through the real entry point: every stage runs, the
+summary and metrics are written, and a rerun reuses every finished stage."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+TINY = ["logger=none", "search_space.resolutions=[16,20]", "data.batch_size=128",
+        "+train_supernet.calibration_images=128", "+eval_subnets.calibration_images=128",
+        "supernet.phases=[{name:full,epochs:1,lr:0.1,ks:max,e:max,d:max,distill:false},"
+        "{name:expand,epochs:1,lr:0.03,subnets:2,e:null,d:null,sort_channels:true}]",
+        "pipeline.accuracy_samples=10", "pipeline.latency_samples=20", "pipeline.noise_subset=2",
+        "device.warmup=1", "device.repeats=3", "search_strategy.generations=5", "search_strategy.population=20",
+        "pipeline.predictor_overrides=['estimator.epochs=5','estimator.progress_bar=false']",
+        "pipeline.compare=[flops,lut_calibrated]"]
+
+STAGES = ["1_train_supernet", "2_eval_subnets", "3_measure", "4_build_lut", "5_train_predictor",
+          "6_evaluate_flops", "6_evaluate_lut_calibrated", "7_search"]
+
+
+def test_pipeline_runs_every_stage_and_a_rerun_reuses_them(tmp_path, run_cli):
+    run = tmp_path / "run"
+    code, out, err = run_cli(*TINY, f"hydra.run.dir={run}")
+    assert code == 0, err[-3000:]
+    assert sorted(p.name for p in (run / "stages").iterdir() if p.is_dir()) == STAGES
+    for s in STAGES:
+        assert (run / "stages" / s / "metrics.json").exists(), s
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train_supernet/n_params"] > 0 if "train_supernet/n_params" in metrics else True
+    assert metrics["measure/rows_total"] == 20 and metrics["search/n_budgets"] == 3
+    with open(run / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["budget ms"] for r in rows] and len(rows) == 3
+    assert "measured ms" in out and "Pareto front" in out
+    with open(run / "stages" / "2_eval_subnets" / ".." / "accuracy.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 10
+
+    code, out, err = run_cli(*TINY, f"hydra.run.dir={run}")
+    assert code == 0, err[-3000:]
+    assert out.count("finished earlier, reused") == len(STAGES)
+
+    # a new latency budget reruns only the search
+    code, out, err = run_cli(*TINY, "pipeline.latency_budgets=[1000]", f"hydra.run.dir={run}")
+    assert code == 0, err[-3000:]
+    assert out.count("finished earlier, reused") == len(STAGES) - 1
+    assert json.loads((run / "metrics.json").read_text())["search/n_budgets"] == 1
+
+
+@pytest.mark.parametrize("override, needle", [("search_space=nb201", "search_space = 'nb201' is not allowed"),
+                                              ("pipeline.latency_estimator=oracle", "latency_estimator = 'oracle'"),
+                                              ("pipeline.compare=[flops,oracle]", "compare item 'oracle'"),
+                                              ("pipeline.latency_margin=1.5", "latency_margin = 1.5")])
+def test_pipeline_config_errors(tmp_path, run_cli, override, needle):
+    code, _, err = run_cli(*TINY[:1], override, f"hydra.run.dir={tmp_path}/r")
+    assert code == 2 and needle in err
