@@ -97,3 +97,22 @@ def to_csv_rows(rows, metrics, table):
     for label, cells in table:
         body.append([*label] + [x for m in metrics for x in (cells[m] if cells[m] else ("", "", 0))])
     return header, body
+
+
+def inject(readme: str | Path, section: str, markdown: str) -> Path:
+    """Replace the block between ``<!-- report:<section> -->`` and ``<!-- /report:<section> -->`` in
+    ``readme`` with ``markdown`` (a study's README keeps its prose; its tables are regenerated)."""
+    from hwnas.errors import DataError
+    from hwnas.io import atomic_write_text
+
+    path = Path(readme)
+    if not path.exists():
+        raise DataError(f"report.readme '{path}' does not exist")
+    text = path.read_text(encoding="utf-8")
+    begin, end = f"<!-- report:{section} -->", f"<!-- /report:{section} -->"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise DataError(f"report.readme '{path}' has no block for section {section!r}: add the lines {begin!r} and "
+                        f"{end!r} where the table belongs")
+    atomic_write_text(path, text[: i + len(begin)] + "\n" + markdown.strip() + "\n" + text[j:])
+    return path

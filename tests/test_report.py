@@ -37,3 +37,17 @@ def test_report_of_nothing(tmp_path):
         collect_runs([tmp_path])
     with pytest.raises(DataError, match="does not exist"):
         collect_runs([tmp_path / "nope"])
+
+
+def test_inject_regenerates_a_readme_block(tmp_path):
+    from hwnas.report import inject
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Study\n\nprose\n<!-- report:main -->\nold table\n<!-- /report:main -->\nmore prose\n")
+    inject(readme, "main", "| a |\n|---|\n| 1 |\n")
+    assert readme.read_text() == ("# Study\n\nprose\n<!-- report:main -->\n| a |\n|---|\n| 1 |\n<!-- /report:main -->\n"
+                                  "more prose\n")
+    inject(readme, "main", "| b |")  # idempotent on its own output
+    assert "| b |" in readme.read_text() and "| a |" not in readme.read_text()
+    with pytest.raises(DataError, match="no block for section 'other'.*<!-- report:other -->"):
+        inject(readme, "other", "x")

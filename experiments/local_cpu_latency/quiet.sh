@@ -10,6 +10,11 @@ OUT=${OUT:-experiments/local_cpu_latency/quiet}
 N=${N:-200}
 FIT=${FIT:-140}
 SEED=${SEED:-7}
+# README (optional): a study README whose report blocks <!-- report:${TAG}_median --> and
+# <!-- report:${TAG}_min --> receive the two tables
+README=${README:-}
+TAG=${TAG:-quiet}
+inject() { [ -n "$README" ] && echo "report.readme=$README report.section=${TAG}_$1" || true; }
 RES='search_space.resolutions=[160,176,192,208,224]'
 COMMON="logger=none paths.output_dir=$OUT device=local_cpu device.threads=1"
 data=$OUT/measurements/ofa_mbv3__local_cpu_t1_b1.csv
@@ -30,7 +35,7 @@ hwnas -m $common estimator=predictor estimator.fit_samples=$FIT estimator.progre
 hwnas job=report "report.dirs=[$OUT/runs/eval]" "report.rows=[estimator,estimator.statistic,estimator.calibrate,estimator.per_resolution]" \
   "report.metrics=[rmse_ms,rmse_pct,spearman,kendall,within_10pct,n_fit,n_test]" \
   "report.title='OFA MobileNetV3 on this CPU, quiet machine, $N subnets: held-out accuracy, mean ± std over 3 splits'" \
-  report.output=$OUT/ofa_mbv3.md logger=none hydra.run.dir=$OUT/runs/report
+  report.output=$OUT/ofa_mbv3.md $(inject median) logger=none hydra.run.dir=$OUT/runs/report
 # The same, with the robust statistics: per-layer median in the table, and each network's
 # minimum over its 20 timed runs as the truth (interference only ever adds time).
 common_min="job=evaluate search_space=ofa_mbv3 $RES device=table device.path=$data device.column=min_ms evaluate.train_samples=$FIT seed=0,1,2 logger=none"
@@ -44,4 +49,4 @@ hwnas -m $common_min estimator=predictor estimator.fit_samples=$FIT estimator.pr
 hwnas job=report "report.dirs=[$OUT/runs/eval_min]" "report.rows=[estimator,estimator.statistic,estimator.calibrate,estimator.per_resolution]" \
   "report.metrics=[rmse_ms,rmse_pct,spearman,kendall,within_10pct,n_fit,n_test]" \
   "report.title='Same $N subnets, truth = minimum of 20 runs, table = per-layer median: mean ± std over 3 splits'" \
-  report.output=$OUT/ofa_mbv3_min.md logger=none hydra.run.dir=$OUT/runs/report_min
+  report.output=$OUT/ofa_mbv3_min.md $(inject min) logger=none hydra.run.dir=$OUT/runs/report_min

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from hwnas.errors import ConfigError
 from hwnas.io import atomic_write_text, write_csv
-from hwnas.report import aggregate, collect_runs, to_csv_rows, to_markdown
+from hwnas.report import aggregate, collect_runs, inject, to_csv_rows, to_markdown
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -21,6 +21,10 @@ def run(cfg, ctx) -> dict[str, float]:
     output = Path(cfg.report.output) if cfg.report.get("output") else ctx.path("report.md")
     atomic_write_text(output, md)
     write_csv(output.with_suffix(".csv"), *to_csv_rows(rows, metrics, table))
+    if cfg.report.get("readme"):
+        section = cfg.report.get("section") or output.stem
+        inject(cfg.report.readme, section, md)
+        print(f"table '{section}' regenerated in {cfg.report.readme}")
     print(md)
     print(f"report of {len(runs)} runs -> {output}")
     return {"n_runs": len(runs), "n_rows": len(table)}
