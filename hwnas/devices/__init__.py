@@ -1,5 +1,6 @@
-"""Devices: where latency comes from (measured here, or a published/user table)."""
+"""Devices: where latency comes from (measured here, a published/user table, or a lookup table)."""
 from hwnas.devices.base import Device, HardwareDescriptor
+from hwnas.devices.estimated import EstimatorDevice
 from hwnas.devices.local import LocalDevice
 from hwnas.devices.table import TableDevice
 
@@ -21,4 +22,5 @@ def require_table(device, job: str, why: str) -> TableDevice:
     return device
 
 
-__all__ = ["Device", "HardwareDescriptor", "LocalDevice", "TableDevice", "require_local", "require_table"]
+__all__ = ["Device", "EstimatorDevice", "HardwareDescriptor", "LocalDevice", "TableDevice", "require_local",
+           "require_table"]

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Hardware-aware search on NAS-Bench-201 (issue #5 item 4a): evolution (OFA's finder, 100 x 500)
+# under three latency budgets per device, on six HELP devices (GPU, server CPU, phone, ASIC, FPGA,
+# Raspberry Pi), with four latency models and the device table itself; picks and fronts verified
+# against the HELP table and the NB201 CIFAR-10 accuracy table (regret, violations, hypervolume).
+#   budgets: the 25 / 50 / 75 % latency quantiles of the device over all 15,625 cells (3 s.f.)
+#   latency: device (the table itself: the search's own regret) | flops (least squares on 100
+#            samples) | predictor (MLP on 100 / 1,000 samples) | table = a few-shot transferred
+#            predictor (job=transfer: pretrained on 8 other HELP devices, adapted on 20 samples of
+#            the target; its predictions.csv read by estimator=table)
+# Tables: search.md (per device), search_summary.md (over devices), transfer.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+OUT=experiments/search_nb201
+SEEDS=${SEEDS:-0,1,2}
+DEVICES=${DEVICES:-titan_rtx_1 gold_6226 pixel3 eyeriss fpga raspi4}
+SOURCES="1080ti_1,1080ti_32,1080ti_256,silver_4114,silver_4210r,samsung_a50,essential_ph_1,samsung_s7"
+
+# 1. few-shot transfer to the six devices (one pretrained model per seed; 20 target samples each)
+hwnas -m job=transfer search_space=nb201 "transfer.source_devices=[$SOURCES]" \
+  "transfer.test_devices=[$(echo $DEVICES | tr ' ' ',')]" seed=$SEEDS estimator.progress_bar=false logger=none \
+  hydra.sweep.dir=$OUT/runs/transfer 'hydra.sweep.subdir=seed${seed}'
+
+# 2. searches, per device (its budgets differ)
+budgets() {  # 25/50/75 % quantiles of the device's latency over the whole space, 3 significant digits
+  python -c "
+import sys, numpy as np
+from hwnas.data.root import data_path
+from hwnas.data.tables import read_wide_table
+col = read_wide_table(data_path('nb201/latency_help.csv')).column(sys.argv[1])
+print(','.join(f'{q:.3g}' for q in np.quantile(col, [0.25, 0.5, 0.75])))" "$1"
+}
+for dev in $DEVICES; do
+  B=$(budgets $dev)
+  echo "== $dev: budgets [$B] ms"
+  COMMON="job=search search_space=nb201 device=help device.column=$dev search.latency_budgets=[$B] search.verify=true
+          search.plot=false seed=$SEEDS logger=none"
+  RUNS=$OUT/runs/search/$dev
+  hwnas -m $COMMON search.latency_source=device hydra.sweep.dir=$RUNS/device
+  hwnas -m $COMMON search.latency_source=estimator estimator=flops hydra.sweep.dir=$RUNS/flops
+  hwnas -m $COMMON search.latency_source=estimator estimator=predictor estimator.fit_samples=100,1000 \
+    estimator.progress_bar=false hydra.sweep.dir=$RUNS/predictor
+  hwnas -m $COMMON search.latency_source=estimator estimator=table estimator.device=$dev \
+    "estimator.path=$OUT/runs/transfer/seed\${seed}/predictions.csv" hydra.sweep.dir=$RUNS/transfer
+done
+
+# 3. tables
+METRICS="mean_regret,max_regret,violations,max_violation_pct,hv_ratio,search_seconds"
+hwnas job=report "report.dirs=[$OUT/runs/search]" \
+  "report.rows=[device.column,search.latency_budgets,search.latency_source,estimator,estimator.fit_samples]" \
+  "report.metrics=[$METRICS]" \
+  "report.title='NB201 search per device: regret (accuracy points), violations (of 3 budgets), hypervolume ratio; mean ± std over seeds'" \
+  report.output=$OUT/search.md logger=none hydra.run.dir=$OUT/runs/report_search
+hwnas job=report "report.dirs=[$OUT/runs/search]" \
+  "report.rows=[search.latency_source,estimator,estimator.fit_samples]" \
+  "report.metrics=[$METRICS]" \
+  "report.title='NB201 search over the six devices: mean ± std over devices x seeds'" \
+  report.output=$OUT/search_summary.md logger=none hydra.run.dir=$OUT/runs/report_summary
+hwnas job=report "report.dirs=[$OUT/runs/transfer]" "report.rows=[search_space]" \
+  "report.metrics=[$(for d in $DEVICES; do printf 'spearman_%s,rmse_pct_%s,' $d $d; done)spearman_mean]" \
+  "report.title='Few-shot transferred predictors (20 target samples): Spearman and RMSE % over all 15,625 cells, mean ± std over seeds'" \
+  report.output=$OUT/transfer.md logger=none hydra.run.dir=$OUT/runs/report_transfer

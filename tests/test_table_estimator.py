@@ -1,0 +1,93 @@
+"""estimator=table (a CSV of estimates, e.g. job=transfer's predictions.csv, drives a search) and
+device=lut_note10 (OFA's Note10 tables as a device: search picks verified on architectures no
+dataset lists)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from hwnas.devices import EstimatorDevice, TableDevice
+from hwnas.errors import ConfigError, DataError
+from hwnas.estimators import LookupTableEstimator, TableEstimator
+from hwnas.jobs import run_job
+from hwnas.spaces import get_space
+
+NOTE10_SPACE = ["search_space=ofa_mbv3", "search_space.width_mult=1.2", "search_space.resolutions=[160,168,176]"]
+
+
+def _write(path, header, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_table_estimator_reads_one_device_of_a_transfer_csv(tmp_path):
+    space = get_space("nb201")
+    archs = space.sample(4, seed=0)
+    keys = [space.to_string(a) for a in archs]
+    rows = [["pixel3", k, 9.0, 1.0 + i, 1] for i, k in enumerate(keys)] + \
+           [["fpga", k, 9.0, 10.0 + i, 0] for i, k in enumerate(keys)] + [["pixel3", keys[0], 9.0, 3.0, 0]]
+    path = _write(tmp_path / "predictions.csv", ["device", "arch", "latency_ms", "predicted_ms", "adaptation_sample"], rows)
+    est = TableEstimator(path=str(path), device="pixel3")
+    assert not est.needs_fit
+    np.testing.assert_allclose(est.predict(space, archs[::-1]), [4.0, 3.0, 2.0, 2.0])  # repeated row: mean of 1, 3
+    np.testing.assert_allclose(TableEstimator(path=str(path), device="fpga").predict(space, archs), [10, 11, 12, 13])
+    np.testing.assert_allclose(TableEstimator(path=str(path), column="latency_ms").predict(space, archs[:1]), [9.0])
+    with pytest.raises(ConfigError, match="raspi4"):
+        TableEstimator(path=str(path), device="raspi4")
+    with pytest.raises(DataError, match="not in the table"):
+        est.predict(space, [a for a in space.sample(50, seed=1) if space.to_string(a) not in keys][:1])
+    with pytest.raises(ConfigError, match="estimator.path"):
+        TableEstimator().predict(space, archs)
+    with pytest.raises(DataError, match="no column 'predicted_ms'"):
+        TableEstimator(path=str(_write(tmp_path / "x.csv", ["arch", "latency_ms"], [[keys[0], 1.0]])))
+
+
+def test_search_with_a_table_estimator_matches_the_table_device(compose_cfg, tmp_path, data_dir):
+    """A table of the device's own latencies as the estimator = searching on the device (same picks)."""
+    col = tmp_path / "pixel3.csv"
+    device = TableDevice(source="help", column="pixel3", space="nb201", data_dir=str(data_dir))
+    space = get_space("nb201")
+    archs, lat = device.dataset(space)
+    _write(col, ["arch", "predicted_ms"], [[space.to_string(a), v] for a, v in zip(archs, lat)])
+    common = ["job=search", "search_space=nb201", "device=help", "device.column=pixel3", "logger=none",
+              f"paths.data_dir={data_dir}", "search_strategy.population=20", "search_strategy.generations=10",
+              "search.latency_budgets=[8]", "search.verify=true", "search.plot=false", "search.costs=false"]
+    by_table = run_job(compose_cfg(*common, "estimator=table", f"estimator.path={col}"), run_dir=tmp_path / "a")
+    by_device = run_job(compose_cfg(*common, "search.latency_source=device"), run_dir=tmp_path / "b")
+    assert by_table["violations"] == 0
+    for key in ("budget_8ms/accuracy", "budget_8ms/true_latency_ms", "budget_8ms/regret", "hv_ratio"):
+        assert by_table[key] == pytest.approx(by_device[key]), key
+
+
+def test_lut_device_is_the_lookup_table(data_dir):
+    space = get_space("ofa_mbv3", width_mult=1.2, resolutions=[160, 168, 224])
+    archs = space.sample(5, seed=0)
+    lut = LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir))
+    device = EstimatorDevice(lut, name="note10_lut")
+    np.testing.assert_allclose(device.latency(space, archs), lut.predict(space, archs))
+    assert device.descriptor.kind == "phone"
+    with pytest.raises(ConfigError, match="without fitting"):
+        EstimatorDevice(LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir), calibrate="global"))
+
+
+def test_search_verifies_picks_on_the_note10_lut_device(compose_cfg, tmp_path, data_dir):
+    """Picks at resolutions Syed's note10_lut dataset does not list still get a true (table) latency."""
+    cfg = compose_cfg("job=search", *NOTE10_SPACE, "device=lut_note10", "estimator=lut_note10", "accuracy=ofa_predictor",
+                      "logger=none", f"paths.data_dir={data_dir}", "search_strategy.population=16",
+                      "search_strategy.generations=4", "search.latency_budgets=[20,30]", "search.verify=true",
+                      "search.plot=false", "search.costs=false")
+    run = tmp_path / "run"
+    metrics = run_job(cfg, run_dir=run)
+    for b in (20, 30):
+        assert metrics[f"budget_{b}ms/true_latency_ms"] == pytest.approx(metrics[f"budget_{b}ms/predicted_latency_ms"])
+        assert metrics[f"budget_{b}ms/violation"] == 0
+    with open(run / "picks.csv", newline="") as fh:
+        picks = list(csv.DictReader(fh))
+    assert all(json.loads(p["arch"])["r"] in (160, 168, 176) for p in picks)
+    assert all(float(p["true_latency_ms"]) > 0 for p in picks)
