@@ -76,4 +76,5 @@ def run(cfg, ctx) -> dict[str, float]:
           f"{split} top-1 {acc.min():.2f} .. {acc.max():.2f} % (mean {acc.mean():.2f}) -> {output}")
     return {"n_requested": len(archs), "n_evaluated": len(todo), "n_rows": len(store), "seconds": seconds,
             "accuracy_mean": float(acc.mean()), "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max()),
-            "accuracy_std": float(acc.std())}
+            "accuracy_std": float(acc.std()), "accuracy_p10": float(np.percentile(acc, 10)),
+            "accuracy_median": float(np.median(acc))}

@@ -61,6 +61,23 @@ def median_arch(space: OFAMobileNetV3) -> OFAArch:
     return space.from_genome(tuple(genome))
 
 
+def init_weights(model: nn.Module) -> nn.Module:
+    """He (fan-out) convs, unit BN, small classifier: the usual MobileNet initialisation (OFA's ``he_fout``);
+    the supernet's, and that of a subnet trained from scratch (:mod:`hwnas.supernet.standalone`)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+    return model
+
+
 class OFASupernet(nn.Module):
     """All subnets of an OFA-family space in one network; ``set_active_subnet`` picks which one runs."""
 
@@ -90,18 +107,7 @@ class OFASupernet(nn.Module):
         self.set_active_subnet(top)
 
     def _init_weights(self) -> None:
-        """He (fan-out) convs, unit BN, small classifier: the usual MobileNet initialisation (OFA's ``he_fout``)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     # ------------------------------------------------------------------ subnets
     def blocks(self):

@@ -37,6 +37,21 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
                     log_target=True) * (t * t)
 
 
+def build_optimizer(model: torch.nn.Module, name: str, lr: float, momentum: float, nesterov: bool,
+                    weight_decay: float) -> torch.optim.Optimizer:
+    """SGD (nesterov) or AdamW with weight decay on weights only: none on BN/bias (as OFA) nor on elastic kernel
+    transforms (decay would pull them away from identity)."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"supernet.optimizer.name = {name!r} is not allowed; allowed: {choices_text(OPTIMIZERS)}")
+    decay, no_decay = [], []
+    for pname, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or ".transforms." in pname else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
 class ProgressiveShrinking(pl.LightningModule):
     """Trains an :class:`OFASupernet` phase by phase. Every hyperparameter is a primitive (checkpoints load
     with ``weights_only=True``); ``space`` is :func:`hwnas.supernet.ofa.space_spec` of the search space."""
@@ -95,15 +110,7 @@ class ProgressiveShrinking(pl.LightningModule):
     # ------------------------------------------------------------------ training
     def configure_optimizers(self):
         hp = self.hparams
-        decay, no_decay = [], []
-        for name, p in self.supernet.named_parameters():
-            # no decay on BN/bias (as OFA) nor on the kernel transforms (decay would pull them away from identity)
-            (no_decay if p.ndim <= 1 or ".transforms." in name else decay).append(p)
-        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        lr = self.phases[0].lr
-        if hp.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=lr, momentum=hp.momentum, nesterov=hp.nesterov and hp.momentum > 0)
-        return torch.optim.AdamW(groups, lr=lr)
+        return build_optimizer(self.supernet, hp.optimizer, self.phases[0].lr, hp.momentum, hp.nesterov, hp.weight_decay)
 
     def on_train_batch_start(self, batch, batch_idx):
         schedule = self.schedule
