@@ -413,3 +413,17 @@ def load_syed(
     if allow_duplicates is None:
         allow_duplicates = space in SYED_SPACES_WITH_REPEATS
     return read_latency_table(data_path(f"{SYED_DIR}/{key}.csv", data_dir), allow_duplicates=allow_duplicates)
+
+
+def mean_by_arch(space, strings: Sequence[str], values: np.ndarray, what: str) -> dict[str, float]:
+    """Canonical architecture string -> mean value over repeated rows (``what`` names the table in errors)."""
+    from hwnas.errors import InvalidArchitecture
+
+    try:
+        archs = space.from_strings(strings)
+    except InvalidArchitecture as exc:
+        raise DataError(f"{what} holds architectures that are not in search space {space.name}: {exc}") from None
+    groups: dict[str, list[float]] = {}
+    for arch, value in zip(archs, np.asarray(values, dtype=np.float64).tolist()):
+        groups.setdefault(space.to_string(arch), []).append(value)
+    return {k: float(np.mean(v)) for k, v in groups.items()}

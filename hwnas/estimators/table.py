@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.data.tables import _archs, _numeric, _read_csv, _require_columns, _where
-from hwnas.errors import ConfigError, DataError, InvalidArchitecture, choices_text
+from hwnas.data.tables import _archs, _numeric, _read_csv, _require_columns, _where, mean_by_arch
+from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.estimators.base import LatencyEstimator
 
 
@@ -57,15 +57,7 @@ class TableEstimator(LatencyEstimator):
             raise ConfigError("estimator=table needs estimator.path=<CSV with arch and estimator.column>, "
                               "e.g. the predictions.csv of job=transfer with estimator.device=<its target>")
         if self._index is None or self._space_name != space.name:
-            try:
-                archs = space.from_strings(self.strings)
-            except InvalidArchitecture as exc:
-                raise DataError(f"table '{self.path}' holds architectures that are not in search space "
-                                f"{space.name}: {exc}") from None
-            sums: dict[str, list[float]] = {}
-            for arch, v in zip(archs, self.values.tolist()):
-                sums.setdefault(space.to_string(arch), []).append(v)
-            self._index = {k: float(np.mean(v)) for k, v in sums.items()}
+            self._index = mean_by_arch(space, self.strings, self.values, f"table '{self.path}'")
             self._space_name = space.name
         return self._index
 

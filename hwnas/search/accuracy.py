@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from hwnas.data.root import data_path
-from hwnas.data.tables import NB201_ACCURACY, read_accuracy_column
+from hwnas.data.tables import NB201_ACCURACY, mean_by_arch, read_accuracy_column
 from hwnas.errors import ConfigError, DataError, InvalidArchitecture, choices_text
 
 NB201_DATASETS = ("cifar10", "cifar100", "imagenet16_120")
@@ -68,15 +68,7 @@ class TableAccuracy(AccuracySource):
     def prepare(self, space, work_dir=None) -> "TableAccuracy":
         if self._index is not None and self._space_name == space.name:
             return self
-        try:
-            archs = space.from_strings(self._strings)
-        except InvalidArchitecture as exc:
-            raise DataError(f"accuracy table '{self.path}' holds architectures that are not in search space "
-                            f"{space.name}: {exc}") from None
-        sums: dict[str, list[float]] = {}
-        for arch, value in zip(archs, self._values.tolist()):
-            sums.setdefault(space.to_string(arch), []).append(value)
-        self._index = {k: float(np.mean(v)) for k, v in sums.items()}
+        self._index = mean_by_arch(space, self._strings, self._values, f"accuracy table '{self.path}'")
         self._space_name = space.name
         return self
 
