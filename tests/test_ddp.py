@@ -36,8 +36,6 @@ def test_ddp_trains_a_latency_predictor_on_two_processes(tmp_path, data_dir):
     assert (run / "predictor.pt").exists() and json.loads((run / "metrics.json").read_text())["test/spearman"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue #6): under DDP the progressive-shrinking schedule is asked for "
-                   "before Lightning knows the training loader's length ('needs a sized, non-empty training loader')")
 def test_ddp_trains_the_supernet_on_two_processes(tmp_path):
     run = tmp_path / "run"
     out = _hwnas(tmp_path, "job=train_supernet", *TINY_SUPERNET, f"hydra.run.dir={run}")

@@ -189,8 +189,8 @@ class ProgressiveShrinking(pl.LightningModule):
         return torch.stack(losses).mean()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self._trainer is None:
-            return
+        if self._trainer is None or not np.isfinite(self.trainer.num_training_batches):
+            return  # e.g. an interrupt checkpoint before the loader exists: do not hide the error behind it
         pos = self.position()
         checkpoint["supernet_position"] = {"global_step": int(self.global_step), "phase": pos.phase,
                                            "phase_name": self.phases[pos.phase].name, "phase_step": pos.step,
