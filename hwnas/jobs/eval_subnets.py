@@ -14,9 +14,9 @@ import numpy as np
 from tqdm import tqdm
 
 from hwnas.errors import ConfigError, choices_text
-from hwnas.jobs.train_supernet import build_data, set_threads
+from hwnas.jobs.train_supernet import load_supernet_with_data, set_threads
 from hwnas.measure import MeasurementStore
-from hwnas.supernet import evaluate_subnet, largest_arch, load_supernet, smallest_arch
+from hwnas.supernet import evaluate_subnet, largest_arch, smallest_arch
 from hwnas.supernet.data import SPLITS
 from hwnas.supernet.evaluation import pick_device
 
@@ -47,15 +47,8 @@ def run(cfg, ctx) -> dict[str, float]:
     if split not in SPLITS:
         raise ConfigError(f"eval_subnets.split = {split!r} is not allowed; allowed: {choices_text(SPLITS)}")
     checkpoint = Path(ec.checkpoint)
-    supernet, meta = load_supernet(checkpoint)
+    supernet, meta, dm = load_supernet_with_data(cfg, checkpoint)
     space = supernet.space
-    dm = build_data(cfg, int(meta.get("image_size", max(space.resolutions))))
-    if meta.get("data") and meta["data"] != dm.name:
-        raise ConfigError(f"supernet '{checkpoint}' was trained on data={meta['data']}; this run has data={dm.name} "
-                          f"(pass data={meta['data']})")
-    if dm.num_classes != space.num_classes:
-        raise ConfigError(f"supernet '{checkpoint}' classifies {space.num_classes} classes; data={dm.name} has "
-                          f"{dm.num_classes}")
     archs = requested_archs(space, int(ec.n), int(ec.seed), bool(ec.include_extremes))
     output = Path(ec.output) if ec.get("output") else checkpoint.parent / f"accuracy_{split}.csv"
     store = MeasurementStore(output, COLUMNS)

@@ -13,23 +13,17 @@ same run dir resumes.
 from __future__ import annotations
 
 import csv
-import logging
-import time
-import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.io import atomic_torch_save, atomic_write_text
-from hwnas.jobs.train_predictor import lightning_logger
-from hwnas.jobs.train_supernet import QUIET_WARNINGS, build_data, set_threads, trainer_config
-from hwnas.predictors.estimator import make_trainer
+from hwnas.jobs.train_supernet import build_data, fit_resumable, load_supernet_with_data, set_threads
 from hwnas.spaces.cost import model_cost
-from hwnas.supernet import evaluate_subnet, load_supernet, recalibrate_bn, space_spec, top1_accuracy
+from hwnas.supernet import evaluate_subnet, recalibrate_bn, space_spec, top1_accuracy
 from hwnas.supernet.data import SPLITS
 from hwnas.supernet.evaluation import MEMORY_FORMAT, pick_device
 from hwnas.supernet.standalone import SubnetTraining, resolve_arch
@@ -68,30 +62,14 @@ def build_module(cfg, space, arch: str) -> SubnetTraining:
                           label_smoothing=float(sn.get("label_smoothing", 0.0)), seed=int(cfg.seed))
 
 
+#: hyperparameters a subnet checkpoint must share with this run to be resumed
+RESUME_KEYS = {k: k for k in ("space", "arch", "epochs", "lr", "seed")}
+
+
 def fit(module: SubnetTraining, dm, cfg, ctx) -> float:
-    ckdir = ctx.run_dir / "checkpoints"
-    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=ckdir, filename="last", monitor=None, save_top_k=1,
-                                              every_n_epochs=1, enable_version_counter=False),
-                 pl.callbacks.OnExceptionCheckpoint(dirpath=ckdir, filename="interrupted")]
-    saved = [p for p in (ckdir / "interrupted.ckpt", ckdir / "last.ckpt") if p.exists()]
-    ckpt_path = max(saved, key=lambda p: p.stat().st_mtime) if saved else None
-    if ckpt_path is not None:
-        hp = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-        for key in ("space", "arch", "epochs", "lr", "seed"):
-            if key in hp and hp[key] != module.hparams[key]:
-                raise ConfigError(f"checkpoint '{ckpt_path}' was trained with another {key} ({hp[key]!r}); use a new "
-                                  f"hydra.run.dir, or delete {ckdir} to start over")
-        print(f"resuming subnet training from {ckpt_path}")
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = make_trainer(trainer_config(cfg), int(module.hparams.epochs), ctx.run_dir, lightning_logger(ctx),
-                           cfg.train_subnet.get("progress_bar"), callbacks)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        for note in QUIET_WARNINGS:
-            warnings.filterwarnings("ignore", message=note)
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
-    return time.perf_counter() - t0
+    seconds, _, _ = fit_resumable(module, dm, cfg, ctx, int(module.hparams.epochs), RESUME_KEYS,
+                                  cfg.train_subnet.get("progress_bar"), "subnet")
+    return seconds
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -105,15 +83,8 @@ def run(cfg, ctx) -> dict[str, float]:
     text = arch_text(tc)
     supernet = None
     if tc.get("supernet"):  # the space (and the data's image size) are the supernet's
-        supernet, meta = load_supernet(tc.supernet)
+        supernet, meta, dm = load_supernet_with_data(cfg, tc.supernet)
         space = supernet.space
-        dm = build_data(cfg, int(meta.get("image_size", max(space.resolutions))))
-        if meta.get("data") and meta["data"] != dm.name:
-            raise ConfigError(f"supernet '{tc.supernet}' was trained on data={meta['data']}; this run has "
-                              f"data={dm.name} (pass data={meta['data']})")
-        if dm.num_classes != space.num_classes:
-            raise ConfigError(f"supernet '{tc.supernet}' classifies {space.num_classes} classes; data={dm.name} has "
-                              f"{dm.num_classes}")
     else:
         probe = instantiate(cfg.search_space)
         dm = build_data(cfg, max(probe.resolutions))

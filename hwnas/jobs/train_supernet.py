@@ -19,9 +19,9 @@ from omegaconf import OmegaConf
 
 from hwnas.errors import ConfigError, choices_text
 from hwnas.jobs.train_predictor import lightning_logger
-from hwnas.predictors.estimator import make_trainer
-from hwnas.supernet import (ImageDataModule, ProgressiveShrinking, evaluate_subnet, largest_arch, median_arch,
-                            save_supernet, smallest_arch, space_spec)
+from hwnas.predictors.estimator import checkpointing, make_trainer
+from hwnas.supernet import (ImageDataModule, ProgressiveShrinking, evaluate_subnet, largest_arch, load_supernet,
+                            median_arch, save_supernet, smallest_arch, space_spec)
 from hwnas.supernet.data import SPLITS
 from hwnas.supernet.evaluation import pick_device
 
@@ -62,42 +62,63 @@ def trainer_config(cfg) -> dict:
     return tc
 
 
-def _check_resumable(ckpt: Path, module: ProgressiveShrinking) -> None:
-    """A run dir's checkpoint must come from the same space and phases, else resuming would mix two runs."""
+#: hyperparameters a supernet checkpoint must share with this run to be resumed, and the option naming each
+RESUME_KEYS = {"space": "search_space", "phases": "supernet.phases", "seed": "seed", "kd_teacher": "supernet.kd.teacher",
+               "kd_weight": "supernet.kd.weight"}
+
+
+def check_resumable(ckpt: Path, module: pl.LightningModule, keys: dict[str, str]) -> None:
+    """A run dir's checkpoint must match ``module`` on ``keys`` (hparam -> option), else resuming would mix two runs."""
     try:
         saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
     except Exception as exc:  # noqa: BLE001 - unreadable: let Lightning report it in full
         logging.getLogger(__name__).warning("cannot pre-check %s: %s", ckpt, exc)
         return
-    names = {"space": "search_space", "phases": "supernet.phases", "seed": "seed", "kd_teacher": "supernet.kd.teacher",
-             "kd_weight": "supernet.kd.weight"}
-    for key, name in names.items():
+    for key, name in keys.items():
         if key in saved and saved[key] != module.hparams[key]:
             raise ConfigError(f"checkpoint '{ckpt}' was trained with another {name} ({saved[key]!r}); use a new "
                               f"hydra.run.dir, or delete {ckpt.parent} to start over")
 
 
-def fit(module: ProgressiveShrinking, dm: ImageDataModule, cfg, ctx) -> float:
+def fit_resumable(module: pl.LightningModule, dm: ImageDataModule, cfg, ctx, max_epochs: int, keys: dict[str, str],
+                  progress_bar, what: str) -> tuple[float, pl.Trainer, Path]:
+    """Fit with ``last.ckpt`` every epoch and ``interrupted.ckpt`` on an exception, resuming from the newer
+    of the two when the run dir has one; returns (seconds, trainer, checkpoint dir)."""
     ckdir = ctx.run_dir / "checkpoints"
-    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=ckdir, filename="last", monitor=None, save_top_k=1,
-                                              every_n_epochs=1, enable_version_counter=False),
-                 pl.callbacks.OnExceptionCheckpoint(dirpath=ckdir, filename="interrupted")]
-    saved = [p for p in (ckdir / "interrupted.ckpt", ckdir / "last.ckpt") if p.exists()]
-    ckpt_path = max(saved, key=lambda p: p.stat().st_mtime) if saved else None
+    callbacks, ckpt_path = checkpointing(ckdir)
     if ckpt_path is not None:
-        _check_resumable(ckpt_path, module)
-        print(f"resuming supernet training from {ckpt_path}")
+        check_resumable(ckpt_path, module, keys)
+        print(f"resuming {what} training from {ckpt_path}")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    # the module ends training itself when its schedule is done (max_epochs=-1: no epoch limit of Lightning's)
-    trainer = make_trainer(trainer_config(cfg), -1, ctx.run_dir, lightning_logger(ctx),
-                           cfg.train_supernet.get("progress_bar"), callbacks)
+    trainer = make_trainer(trainer_config(cfg), max_epochs, ctx.run_dir, lightning_logger(ctx), progress_bar, callbacks)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         for note in QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=note)
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
-    seconds = time.perf_counter() - t0
+    return time.perf_counter() - t0, trainer, ckdir
+
+
+def load_supernet_with_data(cfg, path) -> tuple:
+    """A trained supernet and the DataModule it was trained on (image size from the checkpoint); a ``data``
+    choice that differs from the supernet's data is refused. Returns (supernet, meta, datamodule)."""
+    supernet, meta = load_supernet(path)
+    space = supernet.space
+    dm = build_data(cfg, int(meta.get("image_size", max(space.resolutions))))
+    if meta.get("data") and meta["data"] != dm.name:
+        raise ConfigError(f"supernet '{path}' was trained on data={meta['data']}; this run has data={dm.name} "
+                          f"(pass data={meta['data']})")
+    if dm.num_classes != space.num_classes:
+        raise ConfigError(f"supernet '{path}' classifies {space.num_classes} classes; data={dm.name} has "
+                          f"{dm.num_classes}")
+    return supernet, meta, dm
+
+
+def fit(module: ProgressiveShrinking, dm: ImageDataModule, cfg, ctx) -> float:
+    # the module ends training itself when its schedule is done (max_epochs=-1: no epoch limit of Lightning's)
+    seconds, trainer, ckdir = fit_resumable(module, dm, cfg, ctx, -1, RESUME_KEYS,
+                                            cfg.train_supernet.get("progress_bar"), "supernet")
     if not module.position().done:  # stopped early (trainer.max_steps / max_time): keep this exact state to resume
         trainer.save_checkpoint(ckdir / "last.ckpt")
     return seconds

@@ -20,6 +20,17 @@ from hwnas.predictors.module import LatencyPredictor, load_predictor, save_predi
 DEFAULT_TRAINER = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1}
 
 
+def checkpointing(ckdir: Path) -> tuple[list, Path | None]:
+    """Callbacks writing ``last.ckpt`` every epoch and ``interrupted.ckpt`` on an exception, and the newer of
+    the two already in ``ckdir`` to resume from (None: start afresh)."""
+    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=ckdir, filename="last", monitor=None, save_top_k=1,
+                                              every_n_epochs=1, enable_version_counter=False),
+                 # removes its file after a clean finish, so it must not share last.ckpt's name
+                 pl.callbacks.OnExceptionCheckpoint(dirpath=ckdir, filename="interrupted")]
+    saved = [p for p in (ckdir / "interrupted.ckpt", ckdir / "last.ckpt") if p.exists()]
+    return callbacks, max(saved, key=lambda p: p.stat().st_mtime) if saved else None
+
+
 def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=False, progress: bool | None = None,
                  callbacks: Sequence = (), validate: bool = True) -> pl.Trainer:
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else dict(trainer_cfg or DEFAULT_TRAINER)
@@ -98,14 +109,8 @@ class PredictorEstimator(LatencyEstimator):
         """Train ``self.module``; with ``work_dir``, checkpoint every epoch and on interrupt, resume if present."""
         callbacks, ckpt_path = [], None
         if work_dir is not None:
-            ckdir = Path(work_dir) / "checkpoints"
-            callbacks = [pl.callbacks.ModelCheckpoint(dirpath=ckdir, filename="last", monitor=None, save_top_k=1,
-                                                      every_n_epochs=1, enable_version_counter=False),
-                         # removes its file after a clean finish, so it must not share last.ckpt's name
-                         pl.callbacks.OnExceptionCheckpoint(dirpath=ckdir, filename="interrupted")]
-            saved = [p for p in (ckdir / "interrupted.ckpt", ckdir / "last.ckpt") if p.exists()]
-            if saved:
-                ckpt_path = str(max(saved, key=lambda p: p.stat().st_mtime))
+            callbacks, resume = checkpointing(Path(work_dir) / "checkpoints")
+            ckpt_path = str(resume) if resume else None
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
         trainer = make_trainer(self.trainer_cfg, epochs or self.epochs, work_dir, logger, self.progress_bar, callbacks,

@@ -418,7 +418,7 @@ class DifferentiableSearch(SearchStrategy):
 
         With ``work_dir`` it checkpoints every epoch and on interrupt, and resumes from there.
         """
-        from hwnas.predictors.estimator import make_trainer
+        from hwnas.predictors.estimator import checkpointing, make_trainer
 
         resolution = self.search_resolution(space)
         if images.image_size != resolution:
@@ -427,13 +427,8 @@ class DifferentiableSearch(SearchStrategy):
         module = self.build_module(space, resolution, latency)
         callbacks, ckpt_path = [], None
         if work_dir is not None:
-            ckdir = Path(work_dir) / "checkpoints"
-            callbacks = [pl.callbacks.ModelCheckpoint(dirpath=ckdir, filename="last", monitor=None, save_top_k=1,
-                                                      every_n_epochs=1, enable_version_counter=False),
-                         pl.callbacks.OnExceptionCheckpoint(dirpath=ckdir, filename="interrupted")]
-            saved = [p for p in (ckdir / "interrupted.ckpt", ckdir / "last.ckpt") if p.exists()]
-            if saved:
-                ckpt_path = max(saved, key=lambda p: p.stat().st_mtime)
+            callbacks, ckpt_path = checkpointing(Path(work_dir) / "checkpoints")
+            if ckpt_path is not None:
                 _check_resumable(ckpt_path, module)
                 print(f"resuming differentiable search from {ckpt_path}")
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
