@@ -11,7 +11,7 @@ TINY = ["logger=none", "search_space.resolutions=[16,20]", "data.batch_size=128"
         "+train_supernet.calibration_images=128", "+eval_subnets.calibration_images=128",
         "supernet.phases=[{name:full,epochs:1,lr:0.1,ks:max,e:max,d:max,distill:false},"
         "{name:expand,epochs:1,lr:0.03,subnets:2,e:null,d:null,sort_channels:true}]",
-        "pipeline.accuracy_samples=10", "pipeline.latency_samples=20", "pipeline.noise_subset=2",
+        "pipeline.accuracy_samples=10", "pipeline.latency_samples=70", "pipeline.noise_subset=2",
         "device.warmup=1", "device.repeats=3", "search_strategy.generations=5", "search_strategy.population=20",
         "pipeline.predictor_overrides=['estimator.epochs=5','estimator.progress_bar=false']",
         "pipeline.compare=[flops,lut_calibrated]"]
@@ -29,7 +29,9 @@ def test_pipeline_runs_every_stage_and_a_rerun_reuses_them(tmp_path, run_cli):
         assert (run / "stages" / s / "metrics.json").exists(), s
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train_supernet/n_params"] > 0 if "train_supernet/n_params" in metrics else True
-    assert metrics["measure/rows_total"] == 20 and metrics["search/n_budgets"] == 3
+    assert metrics["measure/rows_total"] == 70 and metrics["search/n_budgets"] == 3
+    # latency_margin=auto: the predictor's error on the 11 measured subnets held out of its training
+    assert metrics["search/margin_n"] == 11 and 0 <= metrics["search/latency_margin"] < 0.9
     with open(run / "summary.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["budget ms"] for r in rows] and len(rows) == 3
@@ -51,7 +53,8 @@ def test_pipeline_runs_every_stage_and_a_rerun_reuses_them(tmp_path, run_cli):
 @pytest.mark.parametrize("override, needle", [("search_space=nb201", "search_space = 'nb201' is not allowed"),
                                               ("pipeline.latency_estimator=oracle", "latency_estimator = 'oracle'"),
                                               ("pipeline.compare=[flops,oracle]", "compare item 'oracle'"),
-                                              ("pipeline.latency_margin=1.5", "latency_margin = 1.5")])
+                                              ("pipeline.latency_margin=1.5", "latency_margin = 1.5"),
+                                              ("pipeline.latency_samples=40", "latency_samples = 40")])
 def test_pipeline_config_errors(tmp_path, run_cli, override, needle):
     code, _, err = run_cli(*TINY[:1], override, f"hydra.run.dir={tmp_path}/r")
     assert code == 2 and needle in err

@@ -54,6 +54,52 @@ def test_search_job_on_the_device_latency_has_no_violations(compose_cfg, tmp_pat
     assert not (tmp_path / "run" / "front.png").exists()
 
 
+def test_auto_margin_is_the_estimators_measured_error(compose_cfg, tmp_path, data_dir):
+    """latency_margin=auto: the 95 % quantile of the FLOPs model's underestimate on pixel3 cells it was not
+    fitted on; the search runs under budget x (1 - margin), and a pick can only violate beyond it."""
+    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "search_strategy.population=20",
+                      "search_strategy.generations=8", "estimator=flops", "search.latency_budgets=[8,12]",
+                      "search.latency_margin=auto", "search.margin_samples=300", "search.verify=true",
+                      "search.plot=false", "seed=3")
+    metrics = run_job(cfg, run_dir=tmp_path / "run")
+    assert metrics["margin_n"] == 300 and metrics["margin_quantile"] == 0.95
+    assert 0.05 < metrics["latency_margin"] < 0.9  # FLOPs is a rough model of a phone
+    for b in (8, 12):
+        assert metrics[f"budget_{b}ms/predicted_latency_ms"] <= b * (1 - metrics["latency_margin"]) + 1e-9
+        under = metrics[f"budget_{b}ms/underestimate_pct"]
+        if metrics[f"budget_{b}ms/violation"]:
+            assert under > metrics["latency_margin"] * 100
+    assert metrics["beyond_margin"] >= metrics["violations"]
+    picks = _rows(tmp_path / "run" / "picks.csv")
+    assert "underestimate_pct" in picks[0]
+
+
+def test_auto_margin_from_a_held_out_csv(compose_cfg, tmp_path, data_dir):
+    """margin_data: measured architectures as a latency CSV; the margin equals the quantile computed by hand."""
+    import numpy as np
+    from hydra.utils import instantiate
+
+    from hwnas.estimators.fitting import fit_from_config
+
+    base = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "estimator=flops", "seed=1")
+    space, device = instantiate(base.search_space), instantiate(base.device)
+    archs, lat = device.dataset(space)
+    idx = np.random.default_rng(0).choice(len(archs), size=40, replace=False)
+    held = tmp_path / "held.csv"
+    held.write_text("arch,latency_ms\n" + "".join(f'"{space.to_string(archs[i])}",{float(lat[i])!r}\n' for i in idx))
+    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "search_strategy.population=20",
+                      "search_strategy.generations=5", "estimator=flops", "search.latency_budgets=[10]",
+                      "search.latency_margin=auto", f"search.margin_data={held}", "search.margin_quantile=0.9",
+                      "search.plot=false", "seed=1")
+    metrics = run_job(cfg, run_dir=tmp_path / "run")
+    est = fit_from_config(instantiate(base.estimator), space, device)  # the same fit (fit_seed = seed)
+    keep = [i for i in idx if space.to_string(archs[i]) not in est.fit_keys]
+    assert metrics["margin_n"] == len(keep) >= 30
+    pred, true = est.predict(space, [archs[i] for i in keep]), lat[keep]
+    expected = float(np.clip(np.quantile((true - pred) / true, 0.9), 0, 0.9))
+    assert metrics["latency_margin"] == pytest.approx(expected, rel=1e-9)
+
+
 @pytest.mark.parametrize("overrides,needles", [
     (["search.latency_budgets=[]"], ["latency_budgets = []"]),
     (["search.latency_budgets=[5,-1]"], ["-1", "> 0"]),
@@ -62,6 +108,11 @@ def test_search_job_on_the_device_latency_has_no_violations(compose_cfg, tmp_pat
     (["search.latency_budgets=[5]", "+search_strategy.popsize=3"], ["popsize", "population"]),
     (["search.latency_budgets=[5]", "search.constraint=medium"], ["medium", "hard, soft"]),
     (["search.latency_budgets=[5]", "search.latency_margin=1.5"], ["latency_margin = 1.5", "[0, 1)"]),
+    (["search.latency_budgets=[5]", "search.latency_margin=sometimes"], ["sometimes", "auto"]),
+    (["search.latency_budgets=[5]", "search.latency_margin=auto", "search.latency_source=device"],
+     ["latency_margin=auto", "latency_source=estimator"]),
+    (["search.latency_budgets=[5]", "search.latency_margin=auto", "estimator=flops", "search.margin_quantile=1.5"],
+     ["margin_quantile = 1.5", "(0, 1)"]),
     (["search.latency_budgets=[5]", "+search.limits.macs=1"], ["macs", "flops"]),
 ])
 def test_search_job_user_errors(compose_cfg, tmp_path, data_dir, overrides, needles):

@@ -23,8 +23,13 @@ def training_samples(estimator, space, device) -> tuple[list, np.ndarray]:
 
 
 def fit_from_config(estimator, space, device):
-    """Fit ``estimator`` if it needs it; return it."""
+    """Fit ``estimator`` if it needs it; return it. The fitted architectures' strings are kept in
+    ``estimator.fit_keys`` (``None`` when it was not fitted here, e.g. loaded from a checkpoint), so
+    that its error can be measured on architectures it has not seen (:mod:`hwnas.search.margin`)."""
     if estimator.needs_fit and not estimator.fitted:
         archs, lat = training_samples(estimator, space, device)
         estimator.fit(space, archs, lat)
+        estimator.fit_keys = {space.to_string(a) for a in archs}
+    elif not hasattr(estimator, "fit_keys"):
+        estimator.fit_keys = set() if not estimator.needs_fit else None
     return estimator

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwnas.errors import ConfigError
 from hwnas.io import atomic_write_text, write_csv
+from hwnas.search.margin import parse_margin
 
 #: groups and top-level keys whose user overrides do not reach a stage that sets them itself
 GROUPS = ("search_space", "device", "estimator", "search_strategy", "accuracy", "data", "supernet", "task", "trainer",
@@ -77,11 +78,20 @@ def _user_overrides(cfg: DictConfig) -> list[str]:
         hc = HydraConfig.get()
         choices = [f"{g}={hc.runtime.choices[g]}" for g in INHERITED_CHOICES
                    if hc.runtime.choices.get(g) not in (None, "null")]
-        given = [o for o in hc.overrides.task if "=" in o and "/" not in o.split("=", 1)[0]
-                 and _top(o) not in INHERITED_CHOICES or "." in o.split("=", 1)[0]]
+        given = [o for o in hc.overrides.task if _inherited_value(o)]
     else:
         choices, given = [], list(cfg.pipeline.get("overrides") or [])
     return choices + [o for o in given if not _top(o).startswith(("job", "pipeline"))]
+
+
+def _inherited_value(override: str) -> bool:
+    """Whether a stage inherits this command-line override as it is: any dotted key
+    (``search.threads=2``, ``~search.plot``), or a top-level ``key=value`` that is neither a group choice
+    the stages inherit from the run's choices (``search_strategy=nsga2``) nor a ``group/option`` one."""
+    key = override.split("=", 1)[0]
+    if "." in key:
+        return True
+    return "=" in override and "/" not in key and _top(override) not in INHERITED_CHOICES
 
 
 def _top(override: str) -> str:
@@ -155,6 +165,15 @@ def run_stage(i: int, stage: Stage, user: list[str], ctx, log: list[dict], upstr
     return metrics, key
 
 
+def _margin(value, held_out_csv: Path) -> list[str]:
+    """The search stage's margin: a number as given; ``auto``: the search estimator's measured error on
+    the subnets the latency predictor was tested on (stage 5's held-out split, measured in stage 3)."""
+    margin = parse_margin(value)
+    if margin == "auto":
+        return ["search.latency_margin=auto", f"search.margin_data={held_out_csv}"]
+    return [f"search.latency_margin={margin}"]
+
+
 def _budgets(cfg, latency_csv: Path) -> list[float]:
     given = cfg.pipeline.get("latency_budgets")
     if given:
@@ -185,8 +204,13 @@ def _check_options(p) -> None:
             raise ConfigError(f"pipeline.budget_quantiles = {qs} must be fractions in (0, 1)")
     elif any(float(b) <= 0 for b in p.latency_budgets):
         raise ConfigError(f"pipeline.latency_budgets = {list(p.latency_budgets)} must be > 0 ms")
-    if not 0 <= float(p.latency_margin) < 1:
-        raise ConfigError(f"pipeline.latency_margin = {p.latency_margin} must be in [0, 1)")
+    if parse_margin(p.latency_margin) == "auto":
+        n = int(p.latency_samples)
+        held = n - int(round(0.7 * n)) - int(round(0.15 * n))  # job=train_predictor's test split
+        if held < 10:
+            raise ConfigError(f"pipeline.latency_margin=auto measures the latency model's error on the 15 % of "
+                              f"pipeline.latency_samples = {n} held out of its training ({held} subnets); at least "
+                              f"10 are needed: raise latency_samples to >= 67 or give a fixed margin, e.g. 0.05")
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -239,13 +263,13 @@ def run(cfg, ctx) -> dict[str, float]:
                          f"measure.noise_subset={int(p.noise_subset)}"])
     stage(4, "build_lut", [*on_device, f"build_lut.output={lut}"])
     table = [*space, "device=table", f"device.path={lat_csv}"]
-    stage(5, "train_predictor", [*table, "estimator=predictor", f"train.output={predictor}", *p.predictor_overrides])
+    trained = stage(5, "train_predictor", [*table, "estimator=predictor", f"train.output={predictor}", *p.predictor_overrides])
     for est in p.compare:
         stage(6, "evaluate", [*table, *extra[est], f"evaluate.train_samples={n_fit}"], tag=est)
     budgets = _budgets(cfg, lat_csv)  # after measuring: the default budgets are quantiles of the measurements
     found = stage(7, "search", [*on_device, *latency[p.latency_estimator], "accuracy=predictor",
                                 f"accuracy.fit_data={acc_csv}", f"search.latency_budgets={json.dumps(budgets)}",
-                                "search.verify=true", f"search.latency_margin={float(p.latency_margin)}",
+                                "search.verify=true", *_margin(p.latency_margin, trained / "predictions.csv"),
                                 *p.search_overrides])
     out["pipeline_seconds"] = time.perf_counter() - t0
     write_csv(ctx.path("stages.csv"), ["stage", "seconds", "reused"],

@@ -16,6 +16,7 @@ from hwnas.plots import pareto_plot
 from hwnas.search.accuracy import default_accuracy
 from hwnas.search.budgets import check_budgets, search_under_budgets
 from hwnas.search.constraints import Constraint, SoftPenalty, formulation
+from hwnas.search.margin import held_out, measure_margin, parse_margin, underestimate
 from hwnas.search.objectives import COSTS, accuracy_metric, cost_metrics, device_latency_metric, latency_metric
 from hwnas.search.problem import SearchProblem
 from hwnas.search.verify import hv_ratio, pick_records, verify
@@ -23,7 +24,7 @@ from hwnas.search.verify import hv_ratio, pick_records, verify
 LATENCY_SOURCES = ("estimator", "device")
 #: Per-budget record fields reported in metrics.json as ``budget_<b>ms/<field>``.
 BUDGET_METRICS = ("accuracy", "predicted_latency_ms", "true_latency_ms", "violation", "violation_pct",
-                  "true_accuracy", "optimum_accuracy", "regret")
+                  "underestimate_pct", "true_accuracy", "optimum_accuracy", "regret")
 
 
 def _plain(node):
@@ -48,6 +49,10 @@ def run(cfg, ctx) -> dict[str, float]:
     if s.latency_source not in LATENCY_SOURCES:
         raise ConfigError(f"search.latency_source = {s.latency_source!r} is not allowed; "
                           f"allowed: {choices_text(LATENCY_SOURCES)}")
+    margin = parse_margin(s.get("latency_margin"))
+    if margin == "auto" and s.latency_source != "estimator":
+        raise ConfigError("search.latency_margin=auto measures an estimator's error: it needs "
+                          "search.latency_source=estimator")
     space = instantiate(cfg.search_space)
     strategy = instantiate(cfg.search_strategy)
     device = instantiate(cfg.device)
@@ -60,10 +65,20 @@ def run(cfg, ctx) -> dict[str, float]:
         estimator = fit_from_config(instantiate(cfg.estimator), space, device)
         latency, latency_label = latency_metric(estimator, space), f"estimator={estimator.name}"
     else:
+        estimator = None
         latency, latency_label = device_latency_metric(device, space), f"device={device.name}"
     costs = cost_metrics(space, list(limits))
     problem = SearchProblem(space, [accuracy_metric(source, space), latency],
                             [(costs[k], Constraint(k, float(v), hard)) for k, v in limits.items()], penalty)
+
+    margin_metrics: dict[str, float] = {}
+    if margin == "auto":
+        archs, true_ms = held_out(estimator, space, device, s.get("margin_data"), int(s.get("margin_samples", 500)),
+                                  int(cfg.get("seed", 0)))
+        measured = measure_margin(estimator, space, archs, true_ms, float(s.get("margin_quantile", 0.95)))
+        margin, margin_metrics = measured.margin, measured.metrics()
+        print(f"latency margin {margin:.1%}: the {measured.quantile:.0%} quantile of estimator={estimator.name}'s "
+              f"underestimate on {len(archs)} held-out measured architectures (RMSE {margin_metrics['margin_rmse_pct']:.1f} %)")
 
     # ---- search
     threads = torch.get_num_threads()
@@ -71,8 +86,7 @@ def run(cfg, ctx) -> dict[str, float]:
         torch.set_num_threads(int(s.threads))
     try:
         t0 = time.perf_counter()
-        found = search_under_budgets(strategy, space, problem, latency, budgets, hard,
-                                     float(s.get("latency_margin") or 0.0))
+        found = search_under_budgets(strategy, space, problem, latency, budgets, hard, margin)
         search_seconds = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
@@ -94,10 +108,14 @@ def run(cfg, ctx) -> dict[str, float]:
         raise ConfigError(f"search.verify_front = {verify_front!r} is not allowed; allowed: null, true, false")
     checked = verify(space, device, source, picks, front_archs, front_keys, verify_front) if s.verify else None
     records = pick_records(picks, checked, cost_of)
+    if checked is not None:
+        for r in records:  # how far the estimator under-predicted the pick (> the margin: it may violate)
+            r["underestimate_pct"] = float(underestimate(r["predicted_latency_ms"], r["true_latency_ms"]) * 100)
 
     metrics: dict[str, float] = {"search_seconds": search_seconds, **found.stats, "n_evaluated": len(result.archs),
                                  "front_size": len(front), "n_budgets": len(budgets),
-                                 "n_found": sum(p.arch is not None for p in picks)}
+                                 "n_found": sum(p.arch is not None for p in picks), "latency_margin": margin,
+                                 **margin_metrics}
     for r in records:
         tag = f"budget_{r['budget_ms']:g}ms"
         metrics[f"{tag}/found"] = int(bool(r["arch"]))
@@ -107,6 +125,8 @@ def run(cfg, ctx) -> dict[str, float]:
         violation = np.array([r["violation"] for r in records])
         metrics["violations"] = int(np.nansum(violation))
         metrics["max_violation_pct"] = float(np.nanmax([r["violation_pct"] for r in records] + [0.0]))
+        under = np.array([r["underestimate_pct"] for r in records])
+        metrics["beyond_margin"] = int(np.sum(under[np.isfinite(under)] > margin * 100))
         regrets = [r["regret"] for r in records if np.isfinite(r.get("regret", np.nan))]
         if regrets:
             metrics.update(mean_regret=float(np.mean(regrets)), max_regret=float(np.max(regrets)))
