@@ -78,3 +78,64 @@ def pareto_plot(path: str | os.PathLike, front_latency: np.ndarray, front_accura
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return save_figure(fig, path)
+
+
+def _finish(fig: Figure, ax, path, xlabel: str, ylabel: str, title: str, legend: bool) -> Path:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    if legend:
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def line_plot(path: str | os.PathLike, series: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], *,
+              xlabel: str, ylabel: str, logx: bool = False, logy: bool = False, title: str = "") -> Path:
+    """One line per ``(label, x, y mean, y std)`` with error bars (e.g. a learning curve over seeds)."""
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, x, y, err) in enumerate(series):
+        order = np.argsort(x)
+        ax.errorbar(np.asarray(x)[order], np.asarray(y)[order], yerr=np.asarray(err)[order], marker="o", ms=4,
+                    capsize=3, color=f"C{i % 10}", label=label or None)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    return _finish(fig, ax, path, xlabel, ylabel, title, any(label for label, *_ in series))
+
+
+def predicted_vs_true_plot(path: str | os.PathLike, groups: Sequence[tuple[str, np.ndarray, np.ndarray]], *,
+                           xlabel: str = "true latency (ms)", ylabel: str = "predicted latency (ms)",
+                           title: str = "") -> Path:
+    """Log-log scatter of ``(label, true, predicted)`` per group with the y = x line."""
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.add_subplot(1, 1, 1)
+    values = np.concatenate([np.concatenate([t, p]) for _, t, p in groups]) if groups else np.ones(1)
+    values = values[np.isfinite(values) & (values > 0)]
+    for i, (label, true, pred) in enumerate(groups):
+        ax.scatter(true, pred, s=4, alpha=0.35, color=f"C{i % 10}", label=label or None, rasterized=True)
+    if len(values):
+        lo, hi = float(values.min()) / 1.1, float(values.max()) * 1.1
+        ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--", label="y = x")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    return _finish(fig, ax, path, xlabel, ylabel, title, True)
+
+
+def fronts_plot(path: str | os.PathLike, groups: Sequence[tuple[str, Sequence[tuple[np.ndarray, np.ndarray]]]], *,
+                xlabel: str = "predicted latency (ms)", ylabel: str = "accuracy (%)", title: str = "") -> Path:
+    """Accuracy-latency fronts overlaid: one colour per group, one staircase per run of the group."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, fronts) in enumerate(groups):
+        for j, (lat, acc) in enumerate(fronts):
+            ok = np.isfinite(lat) & np.isfinite(acc)
+            _staircase(ax, np.asarray(lat)[ok], np.asarray(acc)[ok], color=f"C{i % 10}", lw=1.0, alpha=0.7,
+                       label=(label or None) if j == 0 else None)
+            ax.scatter(np.asarray(lat)[ok], np.asarray(acc)[ok], s=6, color=f"C{i % 10}", alpha=0.7)
+    return _finish(fig, ax, path, xlabel, ylabel, title, any(label for label, _ in groups))
