@@ -11,5 +11,5 @@ hwnas -m $COMMON search_space=compofa_fixed device.column=xeon_cpu_b64 seed=${SE
 hwnas job=report "report.dirs=[$OUT/runs/tuned]" "report.rows=[search_space,device.column]" \
   "report.metrics=[test/rmse_ms,test/rmse_pct,test/spearman,test/kendall,test/within_10pct,val/rmse_ms,n_train,train_seconds]" \
   "report.title='Single-device MLP predictors, tuned recipe (test split, mean ± std over 3 seeds)'" \
-  report.output=$OUT/single_device_tuned.md report.readme=$OUT/README.md report.section=tuned logger=none \
+  report.published=$OUT/published.yaml report.output=$OUT/single_device_tuned.md report.readme=$OUT/README.md report.section=tuned logger=none \
   hydra.run.dir=$OUT/runs/report_tuned
