@@ -100,10 +100,13 @@ def line_plot(path: str | os.PathLike, series: Sequence[tuple[str, np.ndarray, n
         order = np.argsort(x)
         ax.errorbar(np.asarray(x)[order], np.asarray(y)[order], yerr=np.asarray(err)[order], marker="o", ms=4,
                     capsize=3, color=f"C{i % 10}", label=label or None)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    for on, axis, scale in ((logx, ax.xaxis, ax.set_xscale), (logy, ax.yaxis, ax.set_yscale)):
+        if on:  # plain numbers at the decades, no crowded minor labels
+            scale("log")
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
     return _finish(fig, ax, path, xlabel, ylabel, title, any(label for label, *_ in series))
 
 

@@ -103,7 +103,7 @@ def to_markdown(rows, metrics, table, digits: int = 3, title: str | None = None,
             vals.append(_cell(cells[m], digits))
             for col in published.for_metric(m) if published else []:
                 p = pub.get(col.id)
-                vals.append("—" if p is None else _fmt(p, digits))
+                vals.append("—" if p is None else f"{p:g}")  # a published figure as published
                 if col.ratio:
                     vals.append("—" if p is None or cells[m] is None or p == 0 else f"{cells[m][0] / p:.2f}")
         lines.append("| " + " | ".join([*label, *vals]) + " |")

@@ -15,4 +15,6 @@ done
 hwnas job=report "report.dirs=[$OUT/runs/finetune]" "report.rows=[device.column,transfer.samples]" \
   "report.metrics=[rmse_ms_unseen_mean,rmse_pct_unseen_mean,spearman_unseen_mean,kendall_unseen_mean]" \
   "report.title='Fine-tuning the Note10 predictor (2 layers frozen): RMSE on unseen architectures, mean ± std over 3 seeds'" \
+  "report.plots=[{kind: line, x: transfer.samples, y: rmse_ms_unseen_mean, logx: true, logy: true, name: rmse, title: 'RMSE (ms) on unseen architectures vs target samples, mean ± std over 3 seeds'}]" \
+  report.published=$OUT/published_finetune.yaml report.readme=$OUT/README.md report.section=finetune \
   report.output=$OUT/finetune.md logger=none hydra.run.dir=$OUT/runs/report_finetune

@@ -8,6 +8,6 @@ OUT=experiments/predictor_transfer
 hwnas -m job=transfer task=nb201_ND,fbnet_FD,fbnet_F1,fbnet_F2,fbnet_F3,fbnet_F4,fbnet_FA seed=0,1,2 \
   estimator.progress_bar=false logger=none hydra.sweep.dir=$OUT/runs/tasks
 hwnas job=report "report.dirs=[$OUT/runs/tasks]" "report.rows=[task]" \
-  "report.metrics=[spearman_mean,published_nasflat,published_help,published_multipredict,flops_spearman_mean,kendall_mean,rmse_pct_mean]" \
+  "report.metrics=[spearman_mean,flops_spearman_mean,kendall_mean,rmse_pct_mean]" report.published=$OUT/published_tasks.yaml \
   "report.title='NASFLAT partitions, 20 target samples: mean Spearman over test devices (mean ± std over 3 seeds) beside the published figures'" \
-  report.output=$OUT/tasks.md logger=none hydra.run.dir=$OUT/runs/report_tasks
+  report.output=$OUT/tasks.md report.readme=$OUT/README.md report.section=tasks logger=none hydra.run.dir=$OUT/runs/report_tasks
