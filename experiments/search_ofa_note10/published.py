@@ -1,6 +1,7 @@
 """OFA's published Note10 subnets (published.yaml) re-scored with this study's models: their Note10
 lookup-table latency (w1.2 nets only: the tables describe the w1.2 network) and the accuracy OFA's
-released predictor gives them. Writes published.md and published.csv beside this file.
+released predictor gives them. Writes published.md and published.csv beside this file and the table
+into README.md (block ``published``).
 
     python experiments/search_ofa_note10/published.py [data root]
 """
@@ -15,6 +16,7 @@ import yaml
 
 from hwnas.data.root import resolve_data_dir
 from hwnas.estimators import LookupTableEstimator
+from hwnas.report import inject
 from hwnas.search.accuracy import OFAAccuracyPredictor
 from hwnas.spaces import get_space
 
@@ -64,6 +66,7 @@ def main(data_dir: str | None = None) -> None:
           "| " + " | ".join(header[:-1]) + " |", "|" + "---|" * (len(header) - 1)]
     md += ["| " + " | ".join(str(v) if v != "" else "—" for v in r[:-1]) + " |" for r in rows]
     (HERE / "published.md").write_text("\n".join(md) + "\n")
+    inject(HERE / "README.md", "published", "\n".join(md))
     print("\n".join(md))
 
 

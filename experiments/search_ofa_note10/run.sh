@@ -9,7 +9,8 @@
 #                the dataset's 5
 # Every pick is verified on device=lut_note10 (the Note10 tables as a device: their sum is the
 # "true" latency of any subnet; Syed's dataset lists only its 10,000). Tables: search.md,
-# accuracy.md, true_latency.md; OFA's published Note10 points: published.md (published.py).
+# accuracy.md, true_latency.md; OFA's published Note10 points: published.md (published.py); all
+# regenerated inside README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -43,13 +44,13 @@ ROWS="report.rows=[estimator,search_space.resolutions,search.latency_margin]"
 hwnas job=report "report.dirs=[$OUT/runs/search]" "$ROWS" \
   "report.metrics=[search_seconds,n_evaluated,cache_hits,cache_misses,cache_hit_rate,violations,max_violation_pct]" \
   "report.title='Search cost and budget violations (of 5 budgets, LUT latency), mean ± std over seeds'" \
-  report.output=$OUT/search.md logger=none hydra.run.dir=$OUT/runs/report_search
+  report.output=$OUT/search.md report.readme=$OUT/README.md report.section=search logger=none hydra.run.dir=$OUT/runs/report_search
 hwnas job=report "report.dirs=[$OUT/runs/search]" "$ROWS" \
   "report.metrics=[$(for b in 15 20 25 30 35; do printf 'budget_%sms/accuracy,' $b; done | sed 's/,$//')]" \
   "report.title='Predicted ImageNet top-1 (%, OFA w1.0 predictor) of the pick under each budget, mean ± std over seeds'" \
-  report.output=$OUT/accuracy.md logger=none hydra.run.dir=$OUT/runs/report_accuracy
+  report.output=$OUT/accuracy.md report.readme=$OUT/README.md report.section=accuracy logger=none hydra.run.dir=$OUT/runs/report_accuracy
 hwnas job=report "report.dirs=[$OUT/runs/search]" "$ROWS" \
   "report.metrics=[$(for b in 15 20 25 30 35; do printf 'budget_%sms/true_latency_ms,' $b; done | sed 's/,$//')]" \
   "report.title='Note10 LUT latency (ms) of the pick under each budget, mean ± std over seeds'" \
-  report.output=$OUT/true_latency.md logger=none hydra.run.dir=$OUT/runs/report_latency
+  report.output=$OUT/true_latency.md report.readme=$OUT/README.md report.section=true_latency logger=none hydra.run.dir=$OUT/runs/report_latency
 python $OUT/published.py
