@@ -24,7 +24,8 @@ find $OUT/runs/sweep -name checkpoints -type d -prune -exec rm -rf {} +   # resu
 hwnas job=report "report.dirs=[$OUT/runs/sweep]" "report.rows=[search_strategy.lambda]" \
   "report.metrics=[expected_latency_ms,derived_latency_ms,measured_latency_ms,depth,flops,params,val/acc_inherited,test/acc_inherited,test/acc_retrained,search_seconds]" \
   "report.title='Differentiable search on digits (OFA MobileNetV3 w0.25 @32 px): lambda sweep, mean ± std over seeds $SEEDS'" \
-  report.output=$OUT/lambda.md logger=none hydra.run.dir=$OUT/runs/report
+  "report.plots=[{kind: line, x: search_strategy.lambda, y: derived_latency_ms, name: latency, title: 'Lookup-table latency (ms) of the derived network vs lambda, mean ± std over seeds'}]" \
+  report.output=$OUT/lambda.md report.readme=$OUT/README.md report.section=lambda logger=none hydra.run.dir=$OUT/runs/report
 hwnas job=report "report.dirs=[$OUT/runs/sweep]" "report.rows=[search_strategy.lambda,seed]" \
   "report.metrics=[expected_latency_ms,derived_latency_ms,measured_latency_ms,measured_latency_iqr_ms,depth,test/acc_inherited,test/acc_retrained]" \
-  "report.title='Per seed'" report.output=$OUT/lambda_seeds.md logger=none hydra.run.dir=$OUT/runs/report_seeds
+  "report.title='Per seed'" report.output=$OUT/lambda_seeds.md report.readme=$OUT/README.md report.section=lambda_seeds logger=none hydra.run.dir=$OUT/runs/report_seeds
