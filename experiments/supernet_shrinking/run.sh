@@ -33,11 +33,11 @@ ROWS="report.rows=[supernet,supernet.kd.teacher,supernet.phases.0.epochs]"
 hwnas job=report "report.dirs=[$OUT/runs/train]" "$ROWS" \
   "report.metrics=[global_step,test/acc_smallest,test/acc_median,test/acc_largest,val/acc_smallest,val/acc_median,val/acc_largest]" \
   "report.title='train_supernet: test / val top-1 % of the smallest, median and largest subnets (BN recalibrated), mean ± std over seeds'" \
-  report.output=$OUT/train.md logger=none hydra.run.dir=$OUT/runs/report_train
+  report.output=$OUT/train.md report.readme=$OUT/README.md report.section=train logger=none hydra.run.dir=$OUT/runs/report_train
 hwnas job=report "report.dirs=[$OUT/runs/eval]" "$ROWS" \
   "report.metrics=[accuracy_mean,accuracy_min,accuracy_p10,accuracy_median,accuracy_max,accuracy_std]" \
   "report.title='50 subnets (the same for every supernet) on the test split: top-1 % over subnets, mean ± std over seeds'" \
-  report.output=$OUT/subnets.md logger=none hydra.run.dir=$OUT/runs/report_subnets
+  report.output=$OUT/subnets.md report.readme=$OUT/README.md report.section=subnets logger=none hydra.run.dir=$OUT/runs/report_subnets
 hwnas job=report "report.dirs=[$OUT/runs/eval]" "report.rows=[seed,supernet,supernet.kd.teacher,supernet.phases.0.epochs]" \
   "report.metrics=[accuracy_mean,accuracy_min,accuracy_p10,accuracy_median,accuracy_max]" \
   "report.title='The same 50 subnets per seed (seed = training seed and data split): test top-1 % over subnets'" \
