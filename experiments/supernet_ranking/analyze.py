@@ -2,7 +2,8 @@
 
 Reads train_subnet multiruns of the same subnets (one per training seed; each run: metrics.json with ``{split}/acc``
 (scratch), ``{split}/acc_inherited``, ``flops``; arch.txt) and writes ranking.md / ranking.csv (one row per subnet)
-and scatter.png: Kendall tau and Spearman rho (scipy) between inherited accuracy and scratch accuracy (the mean over
+and scatter.png, and puts the ranking tables into README.md beside this script (block ``ranking``, through
+``hwnas.report.inject``): Kendall tau and Spearman rho (scipy) between inherited accuracy and scratch accuracy (the mean over
 seeds) on the test and val splits; of FLOPs with scratch accuracy (the free baseline a supernet's ranking should
 beat); and, with two seeds, of the scratch accuracies of two training seeds (how reproducible the reference is).
     python analyze.py <output dir> <train_subnet sweep dir> [<sweep dir of another seed> ...]
@@ -17,6 +18,7 @@ from matplotlib.figure import Figure
 from scipy.stats import kendalltau, spearmanr
 
 from hwnas.plots import save_figure
+from hwnas.report import inject
 
 out, sweeps = Path(sys.argv[1]), [Path(a) for a in sys.argv[2:]]
 
@@ -97,6 +99,7 @@ for t in table:
                  f"| {t['test_scratch']:.2f} | {t['test_scratch_seeds']} | {t['val_inherited']:.2f} | {t['val_scratch']:.2f} "
                  f"| {t['rank_inherited']} | {t['rank_scratch']} |")
 (out / "ranking.md").write_text("\n".join(lines) + "\n")
+inject(Path(__file__).resolve().parent / "README.md", "ranking", "\n".join(lines))
 
 fig = Figure(figsize=(6, 4.8))
 ax = fig.add_subplot(1, 1, 1)
