@@ -28,3 +28,9 @@ RES='search_space.resolutions=[160,176,192,208,224]'
 study ofa_mbv3 700 "$RES" predictor
 study compofa_fixed 280 "" predictor
 study nb201 210 "" predictor gcn
+# the datasets: size, noise floor (re-measured CV), within-run CV and median latency of each measure run
+hwnas job=report "report.dirs=[$OUT/runs/measure_ofa_mbv3,$OUT/runs/measure_compofa_fixed,$OUT/runs/measure_nb201,$OUT/quiet/runs/measure_ofa_mbv3]" \
+  "report.rows=[paths.output_dir,search_space]" \
+  "report.metrics=[rows_total,noise_floor_cv_median,within_run_cv_median,latency_ms_median]" \
+  "report.title='Measured datasets (1 thread, batch 1): rows, noise floor (median CV of re-measured subnets), median within-run CV, median latency (ms)'" \
+  report.output=$OUT/datasets.md report.readme=$OUT/README.md report.section=datasets logger=none hydra.run.dir=$OUT/runs/report_datasets
