@@ -78,7 +78,8 @@ def run(cfg, ctx) -> dict[str, float]:
         measured = measure_margin(estimator, space, archs, true_ms, float(s.get("margin_quantile", 0.95)))
         margin, margin_metrics = measured.margin, measured.metrics()
         print(f"latency margin {margin:.1%}: the {measured.quantile:.0%} quantile of estimator={estimator.name}'s "
-              f"underestimate on {len(archs)} held-out measured architectures (RMSE {margin_metrics['margin_rmse_pct']:.1f} %)")
+              f"underestimate on {len(archs)} held-out measured architectures (median |error| "
+              f"{margin_metrics['margin_median_abs_error_pct']:.1f} %)")
 
     # ---- search
     threads = torch.get_num_threads()
