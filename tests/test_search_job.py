@@ -100,6 +100,32 @@ def test_auto_margin_from_a_held_out_csv(compose_cfg, tmp_path, data_dir):
     assert metrics["latency_margin"] == pytest.approx(expected, rel=1e-9)
 
 
+def test_device_check_chooses_picks_by_measurement(compose_cfg, tmp_path, data_dir):
+    """device_check: a FLOPs model with no margin overshoots gold_6226 budgets; measuring up to 20 front members
+    per budget (a table device: lookups) leaves only picks whose device latency meets the budget, each the
+    most accurate such front member."""
+    import numpy as np
+
+    common = [*NB201_PIXEL3, "device.column=gold_6226", f"paths.data_dir={data_dir}", "search_strategy.population=30",
+              "search_strategy.generations=10", "estimator=flops", "search.latency_budgets=[8,10,12]",
+              "search.verify=true", "search.plot=false", "seed=0"]
+    trusted = run_job(compose_cfg(*common), run_dir=tmp_path / "trusted")
+    assert trusted["violations"] >= 1  # otherwise this test shows nothing
+    checked = run_job(compose_cfg(*common, "search.device_check=20"), run_dir=tmp_path / "checked")
+    assert checked["violations"] == 0 and checked["n_found"] >= 1 and 0 < checked["device_checks"] <= 60
+    front = _rows(tmp_path / "checked" / "front.csv")
+    for b in (8, 10, 12):
+        if not checked[f"budget_{b}ms/found"]:
+            continue
+        true_ms = checked[f"budget_{b}ms/true_latency_ms"]
+        assert checked[f"budget_{b}ms/checked_latency_ms"] == true_ms <= b  # a table: the same lookup
+        # no front member predicted within the budget, more accurate and measured within it, was passed over
+        better = [r for r in front if float(r["predicted_latency_ms"]) <= b
+                  and float(r["accuracy"]) > checked[f"budget_{b}ms/accuracy"] and float(r["true_latency_ms"]) <= b]
+        assert not better
+        assert np.isfinite(checked[f"budget_{b}ms/device_checked"])
+
+
 @pytest.mark.parametrize("overrides,needles", [
     (["search.latency_budgets=[]"], ["latency_budgets = []"]),
     (["search.latency_budgets=[5,-1]"], ["-1", "> 0"]),
@@ -109,6 +135,7 @@ def test_auto_margin_from_a_held_out_csv(compose_cfg, tmp_path, data_dir):
     (["search.latency_budgets=[5]", "search.constraint=medium"], ["medium", "hard, soft"]),
     (["search.latency_budgets=[5]", "search.latency_margin=1.5"], ["latency_margin = 1.5", "[0, 1)"]),
     (["search.latency_budgets=[5]", "search.latency_margin=sometimes"], ["sometimes", "auto"]),
+    (["search.latency_budgets=[5]", "search.device_check=-2"], ["device_check = -2", "number of candidates"]),
     (["search.latency_budgets=[5]", "search.latency_margin=auto", "search.latency_source=device"],
      ["latency_margin=auto", "latency_source=estimator"]),
     (["search.latency_budgets=[5]", "search.latency_margin=auto", "estimator=flops", "search.margin_quantile=1.5"],

@@ -16,15 +16,16 @@ from hwnas.plots import pareto_plot
 from hwnas.search.accuracy import default_accuracy
 from hwnas.search.budgets import check_budgets, search_under_budgets
 from hwnas.search.constraints import Constraint, SoftPenalty, formulation
+from hwnas.search.device_check import check_on_device, check_value
 from hwnas.search.margin import held_out, measure_margin, parse_margin, underestimate
 from hwnas.search.objectives import COSTS, accuracy_metric, cost_metrics, device_latency_metric, latency_metric
 from hwnas.search.problem import SearchProblem
-from hwnas.search.verify import hv_ratio, pick_records, verify
+from hwnas.search.verify import hv_ratio, pick_records, true_latency, verify
 
 LATENCY_SOURCES = ("estimator", "device")
 #: Per-budget record fields reported in metrics.json as ``budget_<b>ms/<field>``.
 BUDGET_METRICS = ("accuracy", "predicted_latency_ms", "true_latency_ms", "violation", "violation_pct",
-                  "underestimate_pct", "true_accuracy", "optimum_accuracy", "regret")
+                  "underestimate_pct", "checked_latency_ms", "true_accuracy", "optimum_accuracy", "regret")
 
 
 def _plain(node):
@@ -50,6 +51,7 @@ def run(cfg, ctx) -> dict[str, float]:
         raise ConfigError(f"search.latency_source = {s.latency_source!r} is not allowed; "
                           f"allowed: {choices_text(LATENCY_SOURCES)}")
     margin = parse_margin(s.get("latency_margin"))
+    checks = check_value(s.get("device_check") or 0)
     if margin == "auto" and s.latency_source != "estimator":
         raise ConfigError("search.latency_margin=auto measures an estimator's error: it needs "
                           "search.latency_source=estimator")
@@ -71,15 +73,15 @@ def run(cfg, ctx) -> dict[str, float]:
     problem = SearchProblem(space, [accuracy_metric(source, space), latency],
                             [(costs[k], Constraint(k, float(v), hard)) for k, v in limits.items()], penalty)
 
-    margin_metrics: dict[str, float] = {}
+    extra_metrics: dict[str, float] = {}
     if margin == "auto":
         archs, true_ms = held_out(estimator, space, device, s.get("margin_data"), int(s.get("margin_samples", 500)),
                                   int(cfg.get("seed", 0)))
         measured = measure_margin(estimator, space, archs, true_ms, float(s.get("margin_quantile", 0.95)))
-        margin, margin_metrics = measured.margin, measured.metrics()
+        margin, extra_metrics = measured.margin, measured.metrics()
         print(f"latency margin {margin:.1%}: the {measured.quantile:.0%} quantile of estimator={estimator.name}'s "
               f"underestimate on {len(archs)} held-out measured architectures (median |error| "
-              f"{margin_metrics['margin_median_abs_error_pct']:.1f} %)")
+              f"{extra_metrics['margin_median_abs_error_pct']:.1f} %)")
 
     # ---- search
     threads = torch.get_num_threads()
@@ -92,6 +94,12 @@ def run(cfg, ctx) -> dict[str, float]:
     finally:
         torch.set_num_threads(threads)
     result, picks = found.result, found.picks
+    checked_ms: dict[str, float] = {}
+    if checks:
+        t0 = time.perf_counter()
+        done = check_on_device(picks, result, lambda archs: true_latency(device, space, archs), checks)
+        picks, checked_ms = done.picks, done.measured
+        extra_metrics.update(done.metrics(), device_check_seconds=time.perf_counter() - t0)
     front = result.front()
     front = front[np.argsort(result.objectives["latency_ms"][front], kind="stable")]
     front_archs = [result.archs[i] for i in front]
@@ -109,6 +117,9 @@ def run(cfg, ctx) -> dict[str, float]:
         raise ConfigError(f"search.verify_front = {verify_front!r} is not allowed; allowed: null, true, false")
     checked = verify(space, device, source, picks, front_archs, front_keys, verify_front) if s.verify else None
     records = pick_records(picks, checked, cost_of)
+    if checks:  # the measurement that chose the pick (verification measures it again)
+        for r in records:
+            r["checked_latency_ms"] = checked_ms.get(r["arch"], np.nan)
     if checked is not None:
         for r in records:  # how far the estimator under-predicted the pick (> the margin: it may violate)
             r["underestimate_pct"] = float(underestimate(r["predicted_latency_ms"], r["true_latency_ms"]) * 100)
@@ -116,7 +127,7 @@ def run(cfg, ctx) -> dict[str, float]:
     metrics: dict[str, float] = {"search_seconds": search_seconds, **found.stats, "n_evaluated": len(result.archs),
                                  "front_size": len(front), "n_budgets": len(budgets),
                                  "n_found": sum(p.arch is not None for p in picks), "latency_margin": margin,
-                                 **margin_metrics}
+                                 **extra_metrics}
     for r in records:
         tag = f"budget_{r['budget_ms']:g}ms"
         metrics[f"{tag}/found"] = int(bool(r["arch"]))
