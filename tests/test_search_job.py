@@ -101,11 +101,9 @@ def test_auto_margin_from_a_held_out_csv(compose_cfg, tmp_path, data_dir):
 
 
 def test_device_check_chooses_picks_by_measurement(compose_cfg, tmp_path, data_dir):
-    """device_check: a FLOPs model with no margin overshoots gold_6226 budgets; measuring up to 20 front members
-    per budget (a table device: lookups) leaves only picks whose device latency meets the budget, each the
-    most accurate such front member."""
-    import numpy as np
-
+    """device_check: a FLOPs model with no margin overshoots gold_6226 budgets; measuring front members (bisection,
+    at most 20 per budget; a table device: lookups) leaves only picks whose device latency meets the budget, each
+    a member of the front."""
     common = [*NB201_PIXEL3, "device.column=gold_6226", f"paths.data_dir={data_dir}", "search_strategy.population=30",
               "search_strategy.generations=10", "estimator=flops", "search.latency_budgets=[8,10,12]",
               "search.verify=true", "search.plot=false", "seed=0"]
@@ -119,11 +117,39 @@ def test_device_check_chooses_picks_by_measurement(compose_cfg, tmp_path, data_d
             continue
         true_ms = checked[f"budget_{b}ms/true_latency_ms"]
         assert checked[f"budget_{b}ms/checked_latency_ms"] == true_ms <= b  # a table: the same lookup
-        # no front member predicted within the budget, more accurate and measured within it, was passed over
-        better = [r for r in front if float(r["predicted_latency_ms"]) <= b
-                  and float(r["accuracy"]) > checked[f"budget_{b}ms/accuracy"] and float(r["true_latency_ms"]) <= b]
-        assert not better
-        assert np.isfinite(checked[f"budget_{b}ms/device_checked"])
+        assert 1 <= checked[f"budget_{b}ms/device_checked"] <= 20
+        assert any(r["arch"] and float(r["accuracy"]) == checked[f"budget_{b}ms/accuracy"] for r in front)
+
+
+def test_device_check_bisects_the_front():
+    """Along a front whose true latency rises with accuracy, the most accurate member within the budget is
+    found with 1 + ceil(log2(n)) measurements; a budget its least accurate member misses gets no pick."""
+    import math
+
+    import numpy as np
+
+    from hwnas.search.base import SearchResult
+    from hwnas.search.budgets import Pick
+    from hwnas.search.device_check import check_on_device
+
+    n = 64
+    acc = np.linspace(70, 80, n)
+    predicted = np.linspace(5, 10, n)  # the model: 30 % too fast on every member
+    true = predicted / 0.7
+    result = SearchResult(list(range(n)), {"accuracy": acc, "latency_ms": predicted}, ("accuracy",),
+                          keys=[str(i) for i in range(n)])
+    calls = []
+
+    def measure(archs):
+        calls.extend(archs)
+        return true[list(archs)]
+
+    done = check_on_device([Pick(11.0, None, None, {}), Pick(7.0, None, None, {})], result, measure, k=20)
+    best = int(np.flatnonzero(true <= 11.0).max())  # the most accurate member truly within 11 ms
+    assert done.picks[0].arch == best and done.picks[0].values["accuracy"] == acc[best]
+    assert done.tried[0] <= 1 + math.ceil(math.log2(n))
+    assert done.picks[1].arch is None and done.tried[1] == 1  # 7 ms: even the least accurate is 7.1 ms
+    assert len(calls) == len(set(calls)) == done.metrics()["device_checks"]  # each measured once
 
 
 @pytest.mark.parametrize("overrides,needles", [

@@ -1,11 +1,15 @@
-"""Let the device have the last word: measure the best candidates before choosing a pick.
+"""Let the device have the last word: measure candidates before choosing a pick.
 
 A search against a latency model picks the subnets the model underestimates (the most accurate
-ones it calls fast). With ``search.device_check=k`` each budget's pick is chosen by measurement:
-the members of the estimated Pareto front predicted within the budget, most accurate first, are
-measured one by one (at most ``k`` per budget, each architecture once per job) and the first whose
-measured latency meets the budget becomes the pick. When none of the ``k`` does, the budget gets
-no pick rather than one known to be over. ``search.verify=true`` still measures the pick afresh.
+ones it calls fast). With ``search.device_check=k`` each budget's pick is chosen by measurement
+among the members of the estimated Pareto front predicted within the budget. Along the front,
+accuracy and true latency both grow with predicted latency (the model ranks well even where it is
+biased), so the most accurate member that meets the budget on the device is found by bisection:
+the least accurate candidate first (if it is over, every other is assumed over too and the budget
+gets no pick), then halving the interval between the most accurate member not yet ruled out and
+the best one measured within the budget. At most ``k`` measurements per budget (``1 +
+ceil(log2(n))`` suffice for ``n`` candidates), each architecture measured once per job;
+``search.verify=true`` still measures the pick afresh.
 """
 from __future__ import annotations
 
@@ -45,16 +49,8 @@ def check_on_device(picks: Sequence[Pick], result: SearchResult, measure: Callab
     order = front[np.argsort(-acc[front], kind="stable")]  # most accurate first
     out = DeviceCheck([])
     for p in picks:
-        candidates = [int(i) for i in order if lat[i] <= p.budget_ms][:k]
-        chosen, n = None, 0
-        for i in candidates:
-            key = result.keys[i]
-            if key not in out.measured:
-                out.measured[key] = float(measure([result.archs[i]])[0])
-            n += 1
-            if out.measured[key] <= p.budget_ms:
-                chosen = i
-                break
+        candidates = [int(i) for i in order if lat[i] <= p.budget_ms]  # most accurate first
+        chosen, n = _bisect(candidates, p.budget_ms, lambda i: _measured(i, result, measure, out.measured), k)
         out.tried.append(n)
         if chosen is None:
             out.picks.append(Pick(p.budget_ms, None, None, {}))
@@ -62,3 +58,32 @@ def check_on_device(picks: Sequence[Pick], result: SearchResult, measure: Callab
             values = {name: float(v[chosen]) for name, v in result.objectives.items()}
             out.picks.append(Pick(p.budget_ms, result.archs[chosen], result.keys[chosen], values))
     return out
+
+
+def _measured(i: int, result: SearchResult, measure, memo: dict[str, float]) -> float:
+    key = result.keys[i]
+    if key not in memo:
+        memo[key] = float(measure([result.archs[i]])[0])
+    return memo[key]
+
+
+def _bisect(candidates: list[int], budget: float, latency, k: int) -> tuple[int | None, int]:
+    """The most accurate of ``candidates`` (most accurate first) whose ``latency(i)`` meets ``budget``,
+    assuming latency falls along the list; ``(None, n)`` when the last one is over. ``n``: measurements."""
+    n = 0
+
+    def within(j: int) -> bool:
+        nonlocal n
+        n += 1
+        return latency(candidates[j]) <= budget  # NaN (not on a table device): not within
+
+    if not candidates or k < 1 or not within(len(candidates) - 1):
+        return None, n
+    lo, best = 0, len(candidates) - 1  # best: the most accurate measured within the budget
+    while lo < best and n < k:
+        mid = (lo + best) // 2
+        if within(mid):
+            best = mid
+        else:
+            lo = mid + 1
+    return candidates[best], n
