@@ -8,7 +8,10 @@
 #            samples) | predictor (MLP on 100 / 1,000 samples) | table = a few-shot transferred
 #            predictor (job=transfer: pretrained on 8 other HELP devices, adapted on 20 samples of
 #            the target; its predictions.csv read by estimator=table)
-# Tables: search.md (per device), search_summary.md (over devices), transfer.md.
+# 2b. The learned models again with search.latency_margin=auto: each searches under budget x (1 - m),
+#     m = the 95 % quantile of its underestimate on 500 cells it was not fitted on (margin_n).
+# Tables (regenerated into README.md): search.md (per device), search_summary.md (over devices),
+# margin.md, transfer.md. A sweep whose runs all finished is skipped on a rerun (delete it to redo it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -17,10 +20,19 @@ SEEDS=${SEEDS:-0,1,2}
 DEVICES=${DEVICES:-titan_rtx_1 gold_6226 pixel3 eyeriss fpga raspi4}
 SOURCES="1080ti_1,1080ti_32,1080ti_256,silver_4114,silver_4210r,samsung_a50,essential_ph_1,samsung_s7"
 
+sweep() {  # hwnas -m ... hydra.sweep.dir=DIR, unless DIR holds finished runs only
+  local dir=${@: -1}; dir=${dir#hydra.sweep.dir=}
+  if [ -d "$dir" ] && [ -n "$(find "$dir" -name metrics.json)" ] && \
+     [ "$(find "$dir" -name overrides.yaml | wc -l)" = "$(find "$dir" -name metrics.json | wc -l)" ]; then
+    echo "== $dir: finished earlier, kept"; return
+  fi
+  hwnas -m "$@"
+}
+
 # 1. few-shot transfer to the six devices (one pretrained model per seed; 20 target samples each)
-hwnas -m job=transfer search_space=nb201 "transfer.source_devices=[$SOURCES]" \
+sweep job=transfer search_space=nb201 "transfer.source_devices=[$SOURCES]" \
   "transfer.test_devices=[$(echo $DEVICES | tr ' ' ',')]" seed=$SEEDS estimator.progress_bar=false logger=none \
-  hydra.sweep.dir=$OUT/runs/transfer 'hydra.sweep.subdir=seed${seed}'
+  'hydra.sweep.subdir=seed${seed}' hydra.sweep.dir=$OUT/runs/transfer
 
 # 2. searches, per device (its budgets differ)
 budgets() {  # 25/50/75 % quantiles of the device's latency over the whole space, 3 significant digits
@@ -37,27 +49,32 @@ for dev in $DEVICES; do
   COMMON="job=search search_space=nb201 device=help device.column=$dev search.latency_budgets=[$B] search.verify=true
           search.plot=false seed=$SEEDS logger=none"
   RUNS=$OUT/runs/search/$dev
-  hwnas -m $COMMON search.latency_source=device hydra.sweep.dir=$RUNS/device
-  hwnas -m $COMMON search.latency_source=estimator estimator=flops hydra.sweep.dir=$RUNS/flops
-  hwnas -m $COMMON search.latency_source=estimator estimator=predictor estimator.fit_samples=100,1000 \
-    estimator.progress_bar=false hydra.sweep.dir=$RUNS/predictor
-  hwnas -m $COMMON search.latency_source=estimator estimator=table estimator.device=$dev \
-    "estimator.path=$OUT/runs/transfer/seed\${seed}/predictions.csv" hydra.sweep.dir=$RUNS/transfer
+  sweep $COMMON search.latency_source=device hydra.sweep.dir=$RUNS/device
+  for M in "" search.latency_margin=auto; do  # (no override: margin 0, as in the first runs)
+    S=${M:+_margin}
+    sweep $COMMON $M search.latency_source=estimator estimator=flops hydra.sweep.dir=$RUNS/flops$S
+    sweep $COMMON $M search.latency_source=estimator estimator=predictor estimator.fit_samples=100,1000 \
+      estimator.progress_bar=false hydra.sweep.dir=$RUNS/predictor$S
+    sweep $COMMON $M search.latency_source=estimator estimator=table estimator.device=$dev \
+      "estimator.path=$OUT/runs/transfer/seed\${seed}/predictions.csv" hydra.sweep.dir=$RUNS/transfer$S
+  done
 done
 
-# 3. tables
+# 3. tables, into README.md
 METRICS="mean_regret,max_regret,violations,max_violation_pct,hv_ratio,search_seconds"
-hwnas job=report "report.dirs=[$OUT/runs/search]" \
-  "report.rows=[device.column,search.latency_budgets,search.latency_source,estimator,estimator.fit_samples]" \
+report() { local section=$1; shift; hwnas job=report "$@" report.output=$OUT/$section.md report.readme=$OUT/README.md \
+  report.section=$section logger=none hydra.run.dir=$OUT/runs/report_$section; }
+report search_summary "report.dirs=[$OUT/runs/search]" \
+  "report.rows=[search.latency_source,estimator,estimator.fit_samples,search.latency_margin]" "report.metrics=[$METRICS]" \
+  "report.title='NB201 search over the six devices: mean ± std over devices x seeds (latency_margin empty: 0)'"
+report margin "report.dirs=[$OUT/runs/search]" "report.where=['search.latency_margin=auto']" \
+  "report.rows=[estimator,estimator.fit_samples]" \
+  "report.metrics=[latency_margin,margin_median_abs_error_pct,violations,beyond_margin,max_violation_pct,mean_regret,hv_ratio]" \
+  "report.title='latency_margin=auto: the margin set per run (95 % quantile of underestimate on 500 unseen cells), violations and picks beyond the margin (of 3 budgets); mean ± std over devices x seeds'"
+report search "report.dirs=[$OUT/runs/search]" \
+  "report.rows=[device.column,search.latency_budgets,search.latency_source,estimator,estimator.fit_samples,search.latency_margin]" \
   "report.metrics=[$METRICS]" \
-  "report.title='NB201 search per device: regret (accuracy points), violations (of 3 budgets), hypervolume ratio; mean ± std over seeds'" \
-  report.output=$OUT/search.md logger=none hydra.run.dir=$OUT/runs/report_search
-hwnas job=report "report.dirs=[$OUT/runs/search]" \
-  "report.rows=[search.latency_source,estimator,estimator.fit_samples]" \
-  "report.metrics=[$METRICS]" \
-  "report.title='NB201 search over the six devices: mean ± std over devices x seeds'" \
-  report.output=$OUT/search_summary.md logger=none hydra.run.dir=$OUT/runs/report_summary
-hwnas job=report "report.dirs=[$OUT/runs/transfer]" "report.rows=[search_space]" \
+  "report.title='NB201 search per device: regret (accuracy points), violations (of 3 budgets), hypervolume ratio; mean ± std over seeds'"
+report transfer "report.dirs=[$OUT/runs/transfer]" "report.rows=[search_space]" \
   "report.metrics=[$(for d in $DEVICES; do printf 'spearman_%s,rmse_pct_%s,' $d $d; done)spearman_mean]" \
-  "report.title='Few-shot transferred predictors (20 target samples): Spearman and RMSE % over all 15,625 cells, mean ± std over seeds'" \
-  report.output=$OUT/transfer.md logger=none hydra.run.dir=$OUT/runs/report_transfer
+  "report.title='Few-shot transferred predictors (20 target samples): Spearman and RMSE % over all 15,625 cells, mean ± std over seeds'"
