@@ -35,7 +35,7 @@ sweep() {  # hwnas -m ... hydra.sweep.dir=DIR, unless DIR holds finished runs on
   if finished "$dir"; then echo "== $dir: finished earlier, kept"; return; fi
   hwnas -m "$@"
 }
-SEARCHES="predictor_n100 predictor_n700 predictor_n700tuned lut predictor_n100_margin predictor_n700_margin predictor_n700tuned_margin lut_margin"
+SEARCHES="predictor_n100 predictor_n700 predictor_n700tuned lut predictor_n100_margin predictor_n700_margin predictor_n700tuned_margin lut_margin predictor_n700_check lut_check"
 
 # 1. latency predictors on the local measurements (predictor.pt is not committed: a fresh clone
 #    trains them again only if a search below has to run)
@@ -73,8 +73,16 @@ for M in "" search.latency_margin=auto; do  # (no override: margin 0)
     hydra.sweep.dir=$OUT/runs/search/lut$S
 done
 
+# 2b. the pick chosen by measurement (search.device_check=10; no margin): the most accurate member of
+#     the estimated front that meets the budget on this CPU, by bisection, <= 10 measurements per budget
+CHECK="search.device_check=10"
+sweep $COMMON $CHECK estimator=predictor "estimator.checkpoint=$OUT/runs/predictor/n700_seed"'${seed}'/predictor.pt \
+  +study.train_samples=700 hydra.sweep.dir=$OUT/runs/search/predictor_n700_check
+sweep $COMMON $CHECK estimator=lut estimator.path=$LUT estimator.statistic=median hydra.sweep.dir=$OUT/runs/search/lut_check
+
 # 3. every pick measured once more, after all searches (noise or estimator error?)
-if [ ! -f $OUT/runs/remeasure/picks.csv ]; then
+#    (a rerun measures the picks not measured yet: job=measure resumes its CSV)
+if [ ! -f $OUT/runs/remeasure/picks.csv ] || [ $todo = 1 ]; then
   python $OUT/remeasure.py archs
   hwnas job=measure search_space=ofa_mbv3 "$RES" device=local_cpu device.threads=1 measure.archs=$OUT/runs/picks_all.csv \
     measure.noise_subset=0 measure.output=$OUT/runs/remeasure/picks.csv logger=none hydra.run.dir=$OUT/runs/remeasure
@@ -83,9 +91,9 @@ fi
 # 4. tables, into README.md
 report() { local section=$1; shift; hwnas job=report "$@" report.output=$OUT/$section.md report.readme=$OUT/README.md \
   report.section=$section logger=none hydra.run.dir=$OUT/runs/report_$section; }
-ROWS="report.rows=[estimator,study.train_samples,study.recipe,search.latency_margin]"
+ROWS="report.rows=[estimator,study.train_samples,study.recipe,search.latency_margin,search.device_check]"
 report search "report.dirs=[$OUT/runs/search]" "$ROWS" \
-  "report.metrics=[latency_margin,violations,beyond_margin,max_violation_pct,search_seconds,n_evaluated]" \
+  "report.metrics=[latency_margin,violations,beyond_margin,max_violation_pct,n_found,device_checks,search_seconds,device_check_seconds]" \
   "report.title='Search on this CPU, picks measured: violations (of 3 budgets), margin; mean ± std over 3 seeds (latency_margin empty: 0)'" \
   "report.plots=[{kind:pareto,name:fronts,title:'Fronts found (predicted latency; one line per run)'}]"
 BUD=$(echo $B | tr ',' ' ')
