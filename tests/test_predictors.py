@@ -123,20 +123,19 @@ def test_interrupted_training_resumes(tmp_path, data_dir):
 
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "hwnas", "job=train_predictor", "search_space=nb201", "device=help",
-            "device.column=pixel3", f"paths.data_dir={data_dir}", "train.samples=2000", "estimator.epochs=60",
+            "device.column=pixel3", f"paths.data_dir={data_dir}", "train.samples=2000", "estimator.epochs=400",
             "estimator.progress_bar=false", "logger=none", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while time.time() < deadline and not last.exists():
-        time.sleep(0.1)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # at once: on an idle machine the remaining epochs take seconds
     assert proc.wait(timeout=240) != 0
     assert not (run_dir / "metrics.json").exists()
     ckpts = list((run_dir / "checkpoints").glob("*.ckpt"))
     epoch_at_interrupt = max(torch.load(p, weights_only=False, map_location="cpu")["epoch"] for p in ckpts)
-    assert 0 <= epoch_at_interrupt < 59
+    assert 0 <= epoch_at_interrupt < 399
     done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((run_dir / "metrics.json").read_text())["test/spearman"] > 0.5
