@@ -26,15 +26,7 @@ DATA=$IDLE/measurements/ofa_mbv3__local_cpu_t1_b1.csv
 LUT=$IDLE/luts/ofa_mbv3__local_cpu_t1_b1.yaml
 RES='search_space.resolutions=[160,176,192,208,224]'
 
-finished() {  # DIR holds runs, all finished
-  [ -d "$1" ] && [ -n "$(find "$1" -name metrics.json)" ] && \
-    [ "$(find "$1" -name overrides.yaml | wc -l)" = "$(find "$1" -name metrics.json | wc -l)" ]
-}
-sweep() {  # hwnas -m ... hydra.sweep.dir=DIR, unless DIR holds finished runs only
-  local dir=${@: -1}; dir=${dir#hydra.sweep.dir=}
-  if finished "$dir"; then echo "== $dir: finished earlier, kept"; return; fi
-  hwnas -m "$@"
-}
+source experiments/sweep.sh  # sweep: a multirun, skipped when all its runs finished
 SEARCHES="predictor_n100 predictor_n700 predictor_n700tuned lut predictor_n100_margin predictor_n700_margin predictor_n700tuned_margin lut_margin predictor_n700_check lut_check"
 
 # 1. latency predictors on the local measurements (predictor.pt is not committed: a fresh clone

@@ -20,14 +20,7 @@ SEEDS=${SEEDS:-0,1,2}
 DEVICES=${DEVICES:-titan_rtx_1 gold_6226 pixel3 eyeriss fpga raspi4}
 SOURCES="1080ti_1,1080ti_32,1080ti_256,silver_4114,silver_4210r,samsung_a50,essential_ph_1,samsung_s7"
 
-sweep() {  # hwnas -m ... hydra.sweep.dir=DIR, unless DIR holds finished runs only
-  local dir=${@: -1}; dir=${dir#hydra.sweep.dir=}
-  if [ -d "$dir" ] && [ -n "$(find "$dir" -name metrics.json)" ] && \
-     [ "$(find "$dir" -name overrides.yaml | wc -l)" = "$(find "$dir" -name metrics.json | wc -l)" ]; then
-    echo "== $dir: finished earlier, kept"; return
-  fi
-  hwnas -m "$@"
-}
+source experiments/sweep.sh  # sweep: a multirun, skipped when all its runs finished
 
 # 1. few-shot transfer to the six devices (one pretrained model per seed; 20 target samples each)
 sweep job=transfer search_space=nb201 "transfer.source_devices=[$SOURCES]" \
