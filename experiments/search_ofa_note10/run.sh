@@ -20,6 +20,8 @@ R17="[$(seq -s, 160 4 224)]"
 R5="[160,176,192,208,224]"
 BUDGETS="[15,20,25,30,35]"
 
+source experiments/sweep.sh  # sweep: a multirun, skipped when all its runs finished
+
 # 1. the Note10 latency predictor (job=train_predictor, 70/15/15 split, 200 epochs, seed 0);
 #    NOTE10_PREDICTOR=<predictor.pt> reuses one trained by the same command elsewhere
 PRED=${NOTE10_PREDICTOR:-$OUT/runs/train_predictor/predictor.pt}
@@ -29,20 +31,23 @@ PRED=${NOTE10_PREDICTOR:-$OUT/runs/train_predictor/predictor.pt}
 # 2. searches (each run: picks.csv, front.csv, front.png, metrics.json)
 COMMON="job=search search_space=ofa_mbv3 search_space.width_mult=1.2 accuracy=ofa_predictor device=lut_note10
         search.latency_budgets=$BUDGETS search.verify=true seed=$SEEDS logger=none"
-hwnas -m $COMMON search_space.resolutions=$R17 estimator=lut_note10 hydra.sweep.dir=$OUT/runs/search/lut_r17
-hwnas -m $COMMON search_space.resolutions=$R17 estimator=predictor estimator.checkpoint=$PRED \
+sweep $COMMON search_space.resolutions=$R17 estimator=lut_note10 hydra.sweep.dir=$OUT/runs/search/lut_r17
+sweep $COMMON search_space.resolutions=$R17 estimator=predictor estimator.checkpoint=$PRED \
   hydra.sweep.dir=$OUT/runs/search/predictor_r17
-hwnas -m $COMMON search_space.resolutions=$R5 estimator=predictor estimator.checkpoint=$PRED \
+sweep $COMMON search_space.resolutions=$R5 estimator=predictor estimator.checkpoint=$PRED \
   hydra.sweep.dir=$OUT/runs/search/predictor_r5
-hwnas -m $COMMON search_space.resolutions=$R5 estimator=lut_note10 hydra.sweep.dir=$OUT/runs/search/lut_r5
+sweep $COMMON search_space.resolutions=$R5 estimator=lut_note10 hydra.sweep.dir=$OUT/runs/search/lut_r5
 # the predictor under budget x 0.95 (room for its error; picks still checked against the budget)
-hwnas -m $COMMON search_space.resolutions=$R5 estimator=predictor estimator.checkpoint=$PRED search.latency_margin=0.05 \
+sweep $COMMON search_space.resolutions=$R5 estimator=predictor estimator.checkpoint=$PRED search.latency_margin=0.05 \
   hydra.sweep.dir=$OUT/runs/search/predictor_r5_margin
+# ... and under its measured margin: the 95 % quantile of its underestimate on its 1,500 test subnets
+sweep $COMMON search_space.resolutions=$R5 estimator=predictor estimator.checkpoint=$PRED search.latency_margin=auto \
+  search.margin_data=$(dirname $PRED)/predictions.csv hydra.sweep.dir=$OUT/runs/search/predictor_r5_margin_auto
 
 # 3. tables
 ROWS="report.rows=[estimator,search_space.resolutions,search.latency_margin]"
 hwnas job=report "report.dirs=[$OUT/runs/search]" "$ROWS" \
-  "report.metrics=[search_seconds,n_evaluated,cache_hits,cache_misses,cache_hit_rate,violations,max_violation_pct]" \
+  "report.metrics=[search_seconds,n_evaluated,cache_hits,cache_misses,cache_hit_rate,latency_margin,violations,max_violation_pct]" \
   "report.title='Search cost and budget violations (of 5 budgets, LUT latency), mean ± std over seeds'" \
   report.output=$OUT/search.md report.readme=$OUT/README.md report.section=search logger=none hydra.run.dir=$OUT/runs/report_search
 hwnas job=report "report.dirs=[$OUT/runs/search]" "$ROWS" \
