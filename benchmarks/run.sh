@@ -11,8 +11,14 @@ hwnas -m job=benchmark search_space=nb201,fbnet estimator=predictor benchmark.n=
 hwnas job=report "report.dirs=[$OUT/predictor,$OUT/predictor_cells]" "report.rows=[search_space,estimator.precision]" \
   "report.metrics=[encode_archs_per_s,predict_archs_per_s,threads]" \
   "report.title='Encoding and encode + predict throughput (architectures/s, median of 5 calls of 100,000)'" \
-  report.output=benchmarks/throughput.md logger=none hydra.run.dir=$OUT/report
+  report.output=benchmarks/throughput.md report.readme=benchmarks/README.md report.section=throughput \
+  logger=none hydra.run.dir=$OUT/report
 # One evolutionary search (population 100 x 500 generations) with a learned latency predictor (MLP) as
 # the hard latency constraint (budget: median prediction) and OFA's accuracy predictor as the objective.
-hwnas job=benchmark search_space=ofa_mbv3 estimator=predictor search_strategy=evolution benchmark.search=true \
-  benchmark.n=10000 benchmark.repeats=3 logger=none hydra.run.dir=$OUT/search
+hwnas -m job=benchmark search_space=ofa_mbv3 estimator=predictor search_strategy=evolution benchmark.search=true \
+  benchmark.n=10000 benchmark.repeats=1 benchmark.threads=1 seed=0,1,2,3,4 logger=none hydra.sweep.dir=$OUT/search
+hwnas job=report "report.dirs=[$OUT/search]" "report.rows=[search_strategy,benchmark.threads]" \
+  "report.metrics=[search_seconds,search_cpu_seconds,search_distinct_archs,search_latency_lookups,search_cache_hit_rate]" \
+  "report.title='One evolutionary search, 100 x 500, MLP latency constraint + OFA accuracy MLP: seconds, mean ± std over 5 seeds'" \
+  report.output=benchmarks/search.md report.readme=benchmarks/README.md report.section=search \
+  logger=none hydra.run.dir=$OUT/report_search
