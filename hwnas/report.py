@@ -323,7 +323,7 @@ def make_plots(specs, runs: Sequence[Run], rows: Sequence[str], metrics: Sequenc
                 else:
                     xv = cells[x][0]
                 series.setdefault(tuple(label[list(rows).index(k)] for k in by), []).append((xv, cells[y][0], cells[y][1]))
-            line_plot(path, [(", ".join(g), *map(np.array, zip(*pts))) for g, pts in series.items()], xlabel=x, ylabel=y,
+            line_plot(path, [(_legend(by, g), *map(np.array, zip(*pts))) for g, pts in series.items()], xlabel=x, ylabel=y,
                       logx=bool(spec.get("logx")), logy=bool(spec.get("logy")), title=title)
         else:
             groups: dict[tuple, list] = {tuple(label[list(rows).index(k)] for k in by): [] for label, _ in table}
@@ -338,12 +338,18 @@ def make_plots(specs, runs: Sequence[Run], rows: Sequence[str], metrics: Sequenc
                                 f"e.g. {runs[0].path})")
             groups = {g: v for g, v in groups.items() if v}
             if kind == "predictions":
-                predicted_vs_true_plot(path, [(", ".join(g), np.concatenate([a for a, _ in v]), np.concatenate([b for _, b in v]))
+                predicted_vs_true_plot(path, [(_legend(by, g), np.concatenate([a for a, _ in v]), np.concatenate([b for _, b in v]))
                                               for g, v in groups.items()], xlabel=x, ylabel=y, title=title)
             else:
-                fronts_plot(path, [(", ".join(g), v) for g, v in groups.items()], xlabel=x, ylabel=y, title=title)
+                fronts_plot(path, [(_legend(by, g), v) for g, v in groups.items()], xlabel=x, ylabel=y, title=title)
         out.append((path, title or f"{kind}: {y} vs {x}"))
     return out
+
+
+def _legend(keys: Sequence[str], values: Sequence[str]) -> str:
+    """``key=value`` of a plotted group, the short key name only, empty values left out."""
+    parts = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, values) if v != ""]
+    return ", ".join(parts) or "all runs"
 
 
 def image_links(plots, relative_to: Path) -> str:

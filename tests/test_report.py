@@ -175,7 +175,7 @@ def test_line_plot_data(tmp_path, sweep, monkeypatch):
     rows, metrics, table = aggregate(runs, ["device.column", "train.samples"], ["test/rmse_ms"])
     make_plots([{"kind": "line", "x": "train.samples", "y": "test/rmse_ms"}], runs, rows, metrics, table, tmp_path / "t.md")
     (la, xa, ya, ea), (lb, *_rest) = seen["series"]
-    assert (la, lb) == ("a", "b") and list(xa) == [10, 100, 1000]
+    assert (la, lb) == ("column=a", "column=b") and list(xa) == [10, 100, 1000]
     assert ya[1] == pytest.approx(0.1 + 0.005) and ea[1] == pytest.approx(0.01 / 2 ** 0.5)
     assert seen["xlabel"] == "train.samples" and seen["ylabel"] == "test/rmse_ms"
 
