@@ -205,8 +205,10 @@ def _check_options(p) -> None:
     elif any(float(b) <= 0 for b in p.latency_budgets):
         raise ConfigError(f"pipeline.latency_budgets = {list(p.latency_budgets)} must be > 0 ms")
     if parse_margin(p.latency_margin) == "auto":
+        from hwnas.predictors.data import split_indices  # (Lightning: imported only when needed)
+
         n = int(p.latency_samples)
-        held = n - int(round(0.7 * n)) - int(round(0.15 * n))  # job=train_predictor's test split
+        held = len(split_indices(n, [0.7, 0.15, 0.15], 0)[2])  # job=train_predictor's (default) test split
         if held < 10:
             raise ConfigError(f"pipeline.latency_margin=auto measures the latency model's error on the 15 % of "
                               f"pipeline.latency_samples = {n} held out of its training ({held} subnets); at least "

@@ -17,7 +17,7 @@ from hwnas.search.accuracy import default_accuracy
 from hwnas.search.budgets import check_budgets, search_under_budgets
 from hwnas.search.constraints import Constraint, SoftPenalty, formulation
 from hwnas.search.device_check import check_on_device, check_value
-from hwnas.search.margin import held_out, measure_margin, parse_margin, underestimate
+from hwnas.search.margin import held_out, measure_margin, parse_margin
 from hwnas.search.objectives import COSTS, accuracy_metric, cost_metrics, device_latency_metric, latency_metric
 from hwnas.search.problem import SearchProblem
 from hwnas.search.verify import hv_ratio, pick_records, true_latency, verify
@@ -120,9 +120,6 @@ def run(cfg, ctx) -> dict[str, float]:
     if checks:  # the measurement that chose the pick (verification measures it again)
         for r in records:
             r["checked_latency_ms"] = checked_ms.get(r["arch"], np.nan)
-    if checked is not None:
-        for r in records:  # how far the estimator under-predicted the pick (> the margin: it may violate)
-            r["underestimate_pct"] = float(underestimate(r["predicted_latency_ms"], r["true_latency_ms"]) * 100)
 
     metrics: dict[str, float] = {"search_seconds": search_seconds, **found.stats, "n_evaluated": len(result.archs),
                                  "front_size": len(front), "n_budgets": len(budgets),

@@ -21,6 +21,7 @@ import numpy as np
 
 from hwnas.devices import LocalDevice, TableDevice
 from hwnas.errors import DataError
+from hwnas.search.margin import underestimate
 from hwnas.search.pareto import hypervolume, pareto_front
 
 
@@ -152,6 +153,8 @@ def pick_records(picks, verification: Verification | None, costs: dict[str, dict
             r["true_latency_ms"] = t
             r["violation"] = float(t > p.budget_ms) if np.isfinite(t) else np.nan
             r["violation_pct"] = max(0.0, (t / p.budget_ms - 1) * 100) if np.isfinite(t) else np.nan
+            # how far the latency model under-predicted the pick (beyond the search's margin: it may violate)
+            r["underestimate_pct"] = float(underestimate(r["predicted_latency_ms"], t) * 100)
             r["true_accuracy"] = verification.pick_accuracy[i]
             if verification.truth is not None:
                 r["optimum_accuracy"] = verification.optimum_accuracy[i]
