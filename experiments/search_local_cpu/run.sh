@@ -26,7 +26,7 @@ DATA=$IDLE/measurements/ofa_mbv3__local_cpu_t1_b1.csv
 LUT=$IDLE/luts/ofa_mbv3__local_cpu_t1_b1.yaml
 RES='search_space.resolutions=[160,176,192,208,224]'
 
-source experiments/sweep.sh  # sweep: a multirun, skipped when all its runs finished
+source experiments/study.sh  # sweep (a multirun, kept when finished) and report (a README table)
 SEARCHES="predictor_n100 predictor_n700 predictor_n700tuned lut predictor_n100_margin predictor_n700_margin predictor_n700tuned_margin lut_margin predictor_n700_check lut_check"
 
 # 1. latency predictors on the local measurements (predictor.pt is not committed: a fresh clone
@@ -81,8 +81,6 @@ if [ ! -f $OUT/runs/remeasure/picks.csv ] || [ $todo = 1 ]; then
 fi
 
 # 4. tables, into README.md
-report() { local section=$1; shift; hwnas job=report "$@" report.output=$OUT/$section.md report.readme=$OUT/README.md \
-  report.section=$section logger=none hydra.run.dir=$OUT/runs/report_$section; }
 ROWS="report.rows=[estimator,study.train_samples,study.recipe,search.latency_margin,search.device_check]"
 report search "report.dirs=[$OUT/runs/search]" "$ROWS" \
   "report.metrics=[latency_margin,violations,beyond_margin,max_violation_pct,n_found,device_checks,search_seconds,device_check_seconds]" \

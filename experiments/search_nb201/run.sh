@@ -20,7 +20,7 @@ SEEDS=${SEEDS:-0,1,2}
 DEVICES=${DEVICES:-titan_rtx_1 gold_6226 pixel3 eyeriss fpga raspi4}
 SOURCES="1080ti_1,1080ti_32,1080ti_256,silver_4114,silver_4210r,samsung_a50,essential_ph_1,samsung_s7"
 
-source experiments/sweep.sh  # sweep: a multirun, skipped when all its runs finished
+source experiments/study.sh  # sweep (a multirun, kept when finished) and report (a README table)
 
 # 1. few-shot transfer to the six devices (one pretrained model per seed; 20 target samples each)
 sweep job=transfer search_space=nb201 "transfer.source_devices=[$SOURCES]" \
@@ -55,8 +55,6 @@ done
 
 # 3. tables, into README.md
 METRICS="mean_regret,max_regret,violations,max_violation_pct,hv_ratio,search_seconds"
-report() { local section=$1; shift; hwnas job=report "$@" report.output=$OUT/$section.md report.readme=$OUT/README.md \
-  report.section=$section logger=none hydra.run.dir=$OUT/runs/report_$section; }
 report search_summary "report.dirs=[$OUT/runs/search]" \
   "report.rows=[search.latency_source,estimator,estimator.fit_samples,search.latency_margin]" "report.metrics=[$METRICS]" \
   "report.title='NB201 search over the six devices: mean ± std over devices x seeds (latency_margin empty: 0)'"

@@ -20,7 +20,7 @@ R17="[$(seq -s, 160 4 224)]"
 R5="[160,176,192,208,224]"
 BUDGETS="[15,20,25,30,35]"
 
-source experiments/sweep.sh  # sweep: a multirun, skipped when all its runs finished
+source experiments/study.sh  # sweep (a multirun, kept when finished) and report (a README table)
 
 # 1. the Note10 latency predictor (job=train_predictor, 70/15/15 split, 200 epochs, seed 0);
 #    NOTE10_PREDICTOR=<predictor.pt> reuses one trained by the same command elsewhere
@@ -46,16 +46,13 @@ sweep $COMMON search_space.resolutions=$R5 estimator=predictor estimator.checkpo
 
 # 3. tables
 ROWS="report.rows=[estimator,search_space.resolutions,search.latency_margin]"
-hwnas job=report "report.dirs=[$OUT/runs/search]" "$ROWS" \
+report search "report.dirs=[$OUT/runs/search]" "$ROWS" \
   "report.metrics=[search_seconds,n_evaluated,cache_hits,cache_misses,cache_hit_rate,latency_margin,violations,max_violation_pct]" \
-  "report.title='Search cost and budget violations (of 5 budgets, LUT latency), mean ± std over seeds'" \
-  report.output=$OUT/search.md report.readme=$OUT/README.md report.section=search logger=none hydra.run.dir=$OUT/runs/report_search
-hwnas job=report "report.dirs=[$OUT/runs/search]" "$ROWS" \
+  "report.title='Search cost and budget violations (of 5 budgets, LUT latency), mean ± std over seeds'"
+report accuracy "report.dirs=[$OUT/runs/search]" "$ROWS" \
   "report.metrics=[$(for b in 15 20 25 30 35; do printf 'budget_%sms/accuracy,' $b; done | sed 's/,$//')]" \
-  "report.title='Predicted ImageNet top-1 (%, OFA w1.0 predictor) of the pick under each budget, mean ± std over seeds'" \
-  report.output=$OUT/accuracy.md report.readme=$OUT/README.md report.section=accuracy logger=none hydra.run.dir=$OUT/runs/report_accuracy
-hwnas job=report "report.dirs=[$OUT/runs/search]" "$ROWS" \
+  "report.title='Predicted ImageNet top-1 (%, OFA w1.0 predictor) of the pick under each budget, mean ± std over seeds'"
+report true_latency "report.dirs=[$OUT/runs/search]" "$ROWS" \
   "report.metrics=[$(for b in 15 20 25 30 35; do printf 'budget_%sms/true_latency_ms,' $b; done | sed 's/,$//')]" \
-  "report.title='Note10 LUT latency (ms) of the pick under each budget, mean ± std over seeds'" \
-  report.output=$OUT/true_latency.md report.readme=$OUT/README.md report.section=true_latency logger=none hydra.run.dir=$OUT/runs/report_latency
+  "report.title='Note10 LUT latency (ms) of the pick under each budget, mean ± std over seeds'"
 python $OUT/published.py

@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/supernet_shrinking
+source experiments/study.sh  # report (a README table)
 export OMP_NUM_THREADS=1
 COMMON="logger=none train_supernet.progress_bar=false train_supernet.threads=1"
 # name, seeds, overrides (the teacher is spelled out so that the tables can show it)
@@ -30,14 +31,12 @@ for v in "${variants[@]}"; do
     hydra.sweep.dir=$OUT/runs/eval/$name
 done
 ROWS="report.rows=[supernet,supernet.kd.teacher,supernet.phases.0.epochs]"
-hwnas job=report "report.dirs=[$OUT/runs/train]" "$ROWS" \
+report train "report.dirs=[$OUT/runs/train]" "$ROWS" \
   "report.metrics=[global_step,test/acc_smallest,test/acc_median,test/acc_largest,val/acc_smallest,val/acc_median,val/acc_largest]" \
-  "report.title='train_supernet: test / val top-1 % of the smallest, median and largest subnets (BN recalibrated), mean ± std over seeds'" \
-  report.output=$OUT/train.md report.readme=$OUT/README.md report.section=train logger=none hydra.run.dir=$OUT/runs/report_train
-hwnas job=report "report.dirs=[$OUT/runs/eval]" "$ROWS" \
+  "report.title='train_supernet: test / val top-1 % of the smallest, median and largest subnets (BN recalibrated), mean ± std over seeds'"
+report subnets "report.dirs=[$OUT/runs/eval]" "$ROWS" \
   "report.metrics=[accuracy_mean,accuracy_min,accuracy_p10,accuracy_median,accuracy_max,accuracy_std]" \
-  "report.title='50 subnets (the same for every supernet) on the test split: top-1 % over subnets, mean ± std over seeds'" \
-  report.output=$OUT/subnets.md report.readme=$OUT/README.md report.section=subnets logger=none hydra.run.dir=$OUT/runs/report_subnets
+  "report.title='50 subnets (the same for every supernet) on the test split: top-1 % over subnets, mean ± std over seeds'"
 hwnas job=report "report.dirs=[$OUT/runs/eval]" "report.rows=[seed,supernet,supernet.kd.teacher,supernet.phases.0.epochs]" \
   "report.metrics=[accuracy_mean,accuracy_min,accuracy_p10,accuracy_median,accuracy_max]" \
   "report.title='The same 50 subnets per seed (seed = training seed and data split): test top-1 % over subnets'" \
