@@ -8,19 +8,24 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
+from fixture_data import DATA_ROOT, FULL_DATA, needs_full_data
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("HWNAS_DATA", REPO.parent / "shared" / "data")).resolve()
+#: The library finds the data root of this run through HWNAS_DATA, as a user's run would.
+os.environ["HWNAS_DATA"] = str(DATA_ROOT)
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    d = _data_dir()
-    if not d.exists():
-        pytest.fail(f"reference data not found at {d}; set HWNAS_DATA")
-    return d
+    """The data root of this run (full tables or the fixture subsets)."""
+    return DATA_ROOT
+
+
+@pytest.fixture
+def full_data_dir(request) -> Path:
+    """The full reference data root; skips with one line (fails under HWNAS_REQUIRE_FULL_DATA=1) without it."""
+    needs_full_data(request.node.name)
+    return FULL_DATA
 
 
 @pytest.fixture
@@ -58,3 +63,9 @@ def run_cli(monkeypatch, capsys):
         return code, out.out, out.err
 
     return _run
+
+
+def pytest_report_header(config):
+    if FULL_DATA is not None:
+        return f"hwnas data root: {DATA_ROOT} (full reference tables)"
+    return f"hwnas data root: {DATA_ROOT} (fixture subsets; tests that need the full tables skip)"
