@@ -3,17 +3,20 @@
 ``manifest.yaml`` lists each file of the data root with its sha256, its source and licence and
 where to get it. Released files are fetched as they are and kept only if their sha256 matches.
 Files that were *derived* (tables assembled from the authors' per-device pickles, a reformatted
-CSV) cannot be fetched as such: their upstream files are fetched into ``<dir>/upstream/`` and,
-where the conversion is known exactly (``convert:``), the file is rebuilt and kept only if its
-sha256 matches; otherwise the conversion is reported as pending. A mirror of the data tree
-(``base_url_override``) serves every file, derived or not, at ``<mirror>/<relative path>``.
+CSV) cannot be fetched as such: their upstream files are fetched into ``<dir>/upstream/`` (each
+checked against its own sha256 where the manifest pins one), converted by the manifest's
+``convert`` step (:mod:`hwnas.data.convert`), and the table is kept only if its sha256 matches.
+A mirror of the data tree (``base_url_override``) serves every file, derived or not, at
+``<mirror>/<relative path>``.
 
-Nothing is ever written in place: each download goes to a temporary file beside its target and
-is renamed over it (atomically) only after the checksum matched.
+Resumable: files (and upstream files) already present with the right sha256 are not fetched
+again. Nothing is ever written in place: each download goes to a temporary file beside its target
+and is renamed over it (atomically) only after the checksum matched. A file that cannot be
+fetched does not stop the others: each dataset with missing files gets one line naming them and
+where to put them by hand, and :func:`download` raises :class:`DataError` at the end.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import http.client
 import os
@@ -25,11 +28,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import yaml
 from tqdm import tqdm
 
+from hwnas.data.convert import CONVERTERS
 from hwnas.errors import ConfigError, DataError, choices_text
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.yaml")
@@ -43,12 +47,15 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # ---------------------------------------------------------------------------- manifest
 @dataclass(frozen=True)
 class RemoteFile:
-    """One place a file can be fetched from; ``path`` places an upstream file below ``upstream/``."""
+    """One place a file can be fetched from; ``path`` places an upstream file below ``upstream/``,
+    ``sha256`` (upstream files) is that of the file as published, ``manual`` marks a URL that needs
+    a browser (the file is put in place by hand)."""
 
     url: str
     status: str
     path: str = ""
     manual: bool = False
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,11 +131,16 @@ def _remote_files(items: object, where: str, *, upstream: bool) -> tuple[RemoteF
         status = item.get("status")
         if status not in URL_STATUSES:
             raise DataError(f"{here}: status {status!r} is not one of {choices_text(URL_STATUSES)}")
-        path = ""
+        path, sha = "", None
         if upstream:
             default = posixpath.basename(urllib.parse.urlsplit(item["url"]).path)
             path = _safe_relative(item.get("path") or default, here)
-        out.append(RemoteFile(url=item["url"], status=status, path=path, manual=bool(item.get("manual", False))))
+            if item.get("sha256") is not None:
+                sha = str(item["sha256"])
+                if not _SHA256.match(sha):
+                    raise DataError(f"{here}: sha256 {sha!r} is not 64 lowercase hex digits")
+        out.append(RemoteFile(url=item["url"], status=status, path=path, manual=bool(item.get("manual", False)),
+                              sha256=sha))
     return tuple(out)
 
 
@@ -166,8 +178,9 @@ def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
             raise DataError(f"{where}: source {source!r} is not one of {choices_text(sources)}")
         derived = bool(item.get("derived", False))
         convert = item.get("convert")
-        if convert is not None and convert not in CONVERTERS:
-            raise DataError(f"{where}: convert {convert!r} is not one of {choices_text(CONVERTERS)}")
+        if derived and convert not in CONVERTERS:
+            raise DataError(f"{where}: a derived file needs a convert step; {convert!r} is not one of "
+                            f"{choices_text(CONVERTERS)}")
         entries.append(
             ManifestEntry(
                 path=rel,
@@ -189,45 +202,26 @@ def file_sha256(path: str | os.PathLike) -> str:
     return file_digest(path, "sha256")
 
 
-# ---------------------------------------------------------------------------- conversions
-def convert_nats_bench_accuracy(upstream: Mapping[str, Path], out: Path) -> None:
-    """``nats_bench.csv`` (v-tao/nats-bench-landscape) -> ``index, arch, cifar10, cifar100, imagenet16_120``.
-
-    Row ``i`` of the upstream file is NAS-Bench-201 index ``i``; the numbers are copied as text so
-    the result is byte-identical to the reference table (``csv`` module, CRLF line ends).
-    """
-    source = upstream["nats_bench.csv"]
-    columns = {
-        "arch": "ArchitectureString",
-        "cifar10": "CIFAR10TestAccuracy200Epochs",
-        "cifar100": "CIFAR100TestAccuracy200Epochs",
-        "imagenet16_120": "ImageNetTestAccuracy200Epochs",
-    }
-    with open(source, encoding="utf-8", newline="") as fin, open(out, "w", encoding="utf-8", newline="") as fout:
-        reader = csv.DictReader(fin)
-        missing = [c for c in columns.values() if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(
-                f"upstream table '{source}' has no column '{missing[0]}'; "
-                f"columns present: {choices_text(reader.fieldnames or [])}"
-            )
-        writer = csv.writer(fout)
-        writer.writerow(["index", *columns])
-        for i, row in enumerate(reader):
-            writer.writerow([i, *(row[c] for c in columns.values())])
-
-
-Converter = Callable[[Mapping[str, Path], Path], None]
-CONVERTERS: dict[str, Converter] = {"nats_bench_accuracy": convert_nats_bench_accuracy}
-
-
 # ---------------------------------------------------------------------------- fetching
 class _FetchFailed(Exception):
-    """A URL that did not yield the expected bytes; ``reason`` is one line."""
+    """A URL that did not yield the expected bytes; ``reason`` is one line; ``unreachable``: no
+    connection could be made at all (name lookup, refused, connect timeout)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, unreachable: bool = False):
         super().__init__(reason)
         self.reason = reason
+        self.unreachable = unreachable
+
+
+class _NotFetched(DataError):
+    """One manifest file that could not be brought here; ``reason`` is its first cause, short;
+    ``by_hand`` where the file (or, with ``upstream``, its upstream files) go when fetched by hand."""
+
+    def __init__(self, message: str, reason: str, by_hand: Path, upstream: bool = False):
+        super().__init__(message)
+        self.reason = reason
+        self.by_hand = by_hand
+        self.upstream = upstream
 
 
 def _fetch(url: str, dest: Path, *, timeout: float, expected_sha256: str | None, label: str, progress: bool | None,
@@ -243,12 +237,12 @@ def _fetch(url: str, dest: Path, *, timeout: float, expected_sha256: str | None,
     except OSError as exc:
         raise DataError(f"cannot write into '{dest.parent}': {exc.strerror}") from None
     tmp = Path(tmp_name)
-    digest, nbytes = hashlib.new(algorithm), 0
+    digest, nbytes, connected = hashlib.new(algorithm), 0, False
     try:
         try:
             request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
             with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
-                fd = -1
+                fd, connected = -1, True
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 with tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False,
@@ -261,9 +255,10 @@ def _fetch(url: str, dest: Path, *, timeout: float, expected_sha256: str | None,
         except urllib.error.HTTPError as exc:
             raise _FetchFailed(f"HTTP {exc.code} {exc.reason}") from None
         except urllib.error.URLError as exc:
-            raise _FetchFailed(" ".join(str(exc.reason).split())) from None
+            raise _FetchFailed(" ".join(str(exc.reason).split()), unreachable=not connected) from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise _FetchFailed(" ".join(str(exc).split()) or type(exc).__name__) from None
+            raise _FetchFailed(" ".join(str(exc).split()) or type(exc).__name__,
+                               unreachable=not connected and isinstance(exc, OSError)) from None
         got = digest.hexdigest()
         if expected_sha256 is not None and got != expected_sha256:
             raise _FetchFailed(f"{algorithm} mismatch: got {got}")
@@ -276,17 +271,41 @@ def _fetch(url: str, dest: Path, *, timeout: float, expected_sha256: str | None,
             tmp.unlink()
 
 
-def _fetch_verified(entry: ManifestEntry, urls: Iterable[str], dest: Path, *, timeout: float, progress) -> int:
-    """The first URL whose bytes match the manifest wins; DataError naming every attempt otherwise."""
-    failures = []
-    for url in urls:
+class _Fetcher:
+    """``_fetch`` for one download run: remembers hosts that could not be reached at all and skips
+    their other URLs (an offline run ends in seconds, not a timeout per file)."""
+
+    def __init__(self, timeout: float, progress: bool | None):
+        self.timeout, self.progress = timeout, progress
+        self.unreachable: dict[str, str] = {}
+        self.bytes = 0
+
+    def __call__(self, url: str, dest: Path, expected_sha256: str | None, label: str) -> None:
+        host = urllib.parse.urlsplit(url).netloc
+        if host in self.unreachable:
+            raise _FetchFailed(self.unreachable[host], unreachable=True)
         try:
-            return _fetch(url, dest, timeout=timeout, expected_sha256=entry.sha256, label=entry.path, progress=progress)
+            self.bytes += _fetch(url, dest, timeout=self.timeout, expected_sha256=expected_sha256, label=label,
+                                 progress=self.progress)
         except _FetchFailed as exc:
-            failures.append(f"{url} -> {exc.reason}")
-    raise DataError(
-        f"could not fetch '{entry.path}' (expected sha256 {entry.sha256}): {'; '.join(failures)}; nothing was written"
-    )
+            if not exc.unreachable:
+                raise
+            self.unreachable[host] = f"{host} unreachable ({exc.reason})"
+            raise _FetchFailed(self.unreachable[host], unreachable=True) from None
+
+    def verified(self, entry: ManifestEntry, urls: Iterable[str], dest: Path) -> None:
+        """The first URL whose bytes match the manifest wins; :class:`_NotFetched` naming every attempt otherwise."""
+        failures = []
+        for url in urls:
+            try:
+                return self(url, dest, entry.sha256, entry.path)
+            except _FetchFailed as exc:
+                failures.append((url, exc.reason))
+        raise _NotFetched(
+            f"could not fetch '{entry.path}' (expected sha256 {entry.sha256}): "
+            f"{'; '.join(f'{url} -> {why}' for url, why in failures)}; nothing was written",
+            failures[0][1] if failures else "no URL", dest,
+        )
 
 
 def fetch_file(url: str, dest: str | os.PathLike, *, checksum: tuple[str, str] | None, timeout: float = 60,
@@ -329,8 +348,10 @@ def download(
 ) -> dict:
     """Bring ``data_dir`` up to the manifest; returns counts (``files_*``, ``upstream_*``) and details.
 
-    Files already present with the right sha256 are left alone unless ``force``. A derived file
-    that cannot be rebuilt here is counted in ``files_derived_pending`` and listed in ``pending``.
+    Files already present with the right sha256 are left alone unless ``force`` (upstream files
+    too). Every file is attempted; if some could not be fetched or rebuilt, one line per dataset
+    says which and where to put them by hand, and :class:`DataError` is raised at the end (its
+    ``report`` attribute holds the report, with each failure in ``failed``).
     """
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
@@ -341,40 +362,43 @@ def download(
     except OSError as exc:
         raise DataError(f"data root '{root}' cannot be created: {exc.strerror}") from None
     mirror = (base_url_override or "").strip().rstrip("/") or None
+    fetch = _Fetcher(timeout, progress)
 
     counts = dict.fromkeys(
-        ["files_present", "files_downloaded", "files_converted", "files_derived_pending",
-         "upstream_downloaded", "upstream_present", "upstream_failed", "upstream_manual", "bytes_downloaded"], 0)
+        ["files_present", "files_downloaded", "files_converted", "files_failed",
+         "upstream_downloaded", "upstream_present", "upstream_failed", "upstream_manual"], 0)
     statuses: dict[str, str] = {}
-    pending: list[dict] = []
+    failed: list[dict] = []
 
-    def fetch_upstream(entry: ManifestEntry, *, strict: bool) -> tuple[dict[str, Path], list[str], list[str]]:
+    def fetch_upstream(entry: ManifestEntry) -> dict[str, Path]:
         folder = root / entry.upstream_dir
-        paths, failed, manual = {}, [], []
+        paths, problems = {}, []
         for remote in entry.upstream:
             target = folder / remote.path
             paths[remote.path] = target
-            if remote.manual:
-                if not target.exists():
-                    manual.append(f"{remote.url} -> {target}")
-                continue
-            if target.exists() and not force:
+            if (target.is_file() and (not force or remote.manual)
+                    and (remote.sha256 is None or file_sha256(target) == remote.sha256)):
                 counts["upstream_present"] += 1
                 continue
+            if remote.manual:
+                counts["upstream_manual"] += 1
+                problems.append((f"download {remote.url} by hand into '{target}'"
+                                 + (" (the file there has another sha256)" if target.exists() else ""),
+                                 "needs a download by hand"))
+                continue
             try:
-                counts["bytes_downloaded"] += _fetch(
-                    remote.url, target, timeout=timeout, expected_sha256=None, label=remote.path, progress=progress
-                )
+                fetch(remote.url, target, remote.sha256, f"{entry.upstream_dir}/{remote.path}")
                 counts["upstream_downloaded"] += 1
             except _FetchFailed as exc:
-                if strict:
-                    raise DataError(
-                        f"could not fetch upstream file '{remote.path}' of '{entry.path}' from {remote.url}: {exc.reason}"
-                    ) from None
-                failed.append(f"{remote.url} -> {exc.reason}")
-        counts["upstream_failed"] += len(failed)
-        counts["upstream_manual"] += len(manual)
-        return paths, failed, manual
+                counts["upstream_failed"] += 1
+                problems.append((f"{remote.url} -> {exc.reason}", exc.reason))
+        if problems:
+            raise _NotFetched(
+                f"could not fetch {len(problems)} of the {len(entry.upstream)} upstream files of '{entry.path}' "
+                f"into '{folder}': {'; '.join(text for text, _ in problems)}",
+                problems[0][1], folder, upstream=True,
+            )
+        return paths
 
     with tqdm(entries, desc="hwnas data", unit="file", disable=None if progress is None else not progress) as bar:
         for entry in bar:
@@ -383,56 +407,88 @@ def download(
                 counts["files_present"] += 1
                 statuses[entry.path] = "present"
                 continue
-            if mirror is not None or not entry.derived:
-                urls = [f"{mirror}/{urllib.parse.quote(entry.path)}"] if mirror else [r.url for r in entry.urls]
-                counts["bytes_downloaded"] += _fetch_verified(entry, urls, dest, timeout=timeout, progress=progress)
-                counts["files_downloaded"] += 1
-                statuses[entry.path] = "downloaded"
-            elif entry.convert is not None:
-                upstream, _, _ = fetch_upstream(entry, strict=True)
-                _rebuild(entry, upstream, dest)
-                counts["files_converted"] += 1
-                statuses[entry.path] = "converted"
-            elif dest.is_file() and file_sha256(dest) == entry.sha256:
-                counts["files_present"] += 1  # forced, but nothing here can rebuild it
-                statuses[entry.path] = "present"
-            else:
-                _, failed, manual = fetch_upstream(entry, strict=False)
-                counts["files_derived_pending"] += 1
-                statuses[entry.path] = "pending"
-                folder = root / entry.upstream_dir
-                pending.append({"path": entry.path, "upstream_dir": str(folder), "note": entry.note,
-                                "failed": failed, "manual": manual})
-                _say(
-                    f"{entry.path} is a derived table: its upstream files are in '{folder}'; converting them to "
-                    f"the CSV is still needed (see its note in {MANIFEST_PATH.name})"
-                    + (f"; download by hand: {'; '.join(manual)}" if manual else "")
-                    + (f"; failed: {'; '.join(failed)}" if failed else "")
-                )
+            try:
+                if mirror is not None or not entry.derived:
+                    urls = [f"{mirror}/{urllib.parse.quote(entry.path)}"] if mirror else [r.url for r in entry.urls]
+                    fetch.verified(entry, urls, dest)
+                    counts["files_downloaded"] += 1
+                    statuses[entry.path] = "downloaded"
+                else:
+                    _rebuild(entry, fetch_upstream(entry), dest, root / entry.upstream_dir)
+                    counts["files_converted"] += 1
+                    statuses[entry.path] = "converted"
+            except _NotFetched as exc:
+                counts["files_failed"] += 1
+                statuses[entry.path] = "failed"
+                failed.append({"path": entry.path, "dataset": entry.dataset, "error": str(exc),
+                               "reason": exc.reason, "by_hand": str(exc.by_hand), "upstream": exc.upstream})
 
     report: dict = {"data_dir": str(root.resolve()), "files_total": len(entries), **counts,
-                    "files": statuses, "pending": pending}
+                    "bytes_downloaded": fetch.bytes, "files": statuses, "failed": failed}
+    for line in _missing_lines(root, entries, failed):
+        _say(line)
     _say(
         f"hwnas data in '{report['data_dir']}': {counts['files_present']} present, "
-        f"{counts['files_downloaded']} downloaded, {counts['files_converted']} rebuilt, "
-        f"{counts['files_derived_pending']} derived tables pending conversion"
+        f"{counts['files_downloaded']} downloaded, {counts['files_converted']} rebuilt from upstream files, "
+        f"{counts['files_failed']} not fetched"
+        + (f" (their URLs and upstream file names: {MANIFEST_PATH})" if failed else "")
     )
+    if failed:
+        if len(failed) == 1:
+            error = DataError(failed[0]["error"])
+        else:
+            datasets = sorted({f["dataset"] for f in failed})
+            error = DataError(
+                f"{len(failed)} of {len(entries)} data files were not fetched into '{report['data_dir']}' "
+                f"({', '.join(datasets)}; first cause: {failed[0]['reason']}); the lines above say where each "
+                f"dataset's files go by hand"
+            )
+        error.report = report
+        raise error
     return report
 
 
-def _rebuild(entry: ManifestEntry, upstream: Mapping[str, Path], dest: Path) -> None:
+def _missing_lines(root: Path, entries: list[ManifestEntry], failed: list[dict]) -> list[str]:
+    """One line per dataset with files not fetched: how many, why, where to put them by hand."""
+    lines = []
+    for dataset in sorted({f["dataset"] for f in failed}):
+        mine = [f for f in failed if f["dataset"] == dataset]
+        total = sum(1 for e in entries if e.dataset == dataset)
+        reasons = list(dict.fromkeys(f["reason"] for f in mine))
+        others = len(reasons) - 1
+        why = reasons[0] + (f"; {others} other cause{'s' if others > 1 else ''}" if others else "")
+        upstream = sorted({f["by_hand"] for f in mine if f["upstream"]})
+        released = [f for f in mine if not f["upstream"]]
+        places = []
+        if released:
+            places.append(f"the file at '{released[0]['by_hand']}'" if len(released) == 1
+                          else f"the files at their manifest paths under '{root / dataset}'")
+        if upstream:
+            places.append("the upstream files in " + ", ".join(f"'{u}'" for u in upstream))
+        names = ", ".join(f["path"] for f in mine[:3]) + (f" and {len(mine) - 3} more" if len(mine) > 3 else "")
+        lines.append(f"{dataset}: {len(mine)} of {total} files not fetched ({names}: {why}); "
+                     f"to add them by hand put {' and '.join(places)}, then run the download again")
+    return lines
+
+
+def _rebuild(entry: ManifestEntry, upstream: Mapping[str, Path], dest: Path, folder: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        CONVERTERS[entry.convert](upstream, tmp)
+        try:
+            CONVERTERS[entry.convert](upstream, tmp)
+        except DataError as exc:
+            raise _NotFetched(f"cannot convert the upstream files of '{entry.path}': {exc}",
+                              "upstream files in another format", folder, upstream=True) from None
         got = file_sha256(tmp)
         if got != entry.sha256:
-            raise DataError(
+            raise _NotFetched(
                 f"rebuilt '{entry.path}' has sha256 {got}, expected {entry.sha256}: the upstream files differ "
                 f"from those the reference table was made from; the rebuilt file was discarded "
-                f"(upstream files kept in '{next(iter(upstream.values())).parent}')"
+                f"(upstream files kept in '{folder}')",
+                "rebuilt table has another sha256", folder, upstream=True,
             )
         os.replace(tmp, dest)
     finally:

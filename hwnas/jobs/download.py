@@ -1,5 +1,11 @@
 """Fetch the reference data into the data root (``hwnas job=download``).
 
+Released files come from their authors' URLs; the derived tables are rebuilt from the authors'
+upstream files (fetched into ``<dir>/upstream/``) by :mod:`hwnas.data.convert`, every file
+checked by sha256. A rerun fetches only what is missing. Without network, each dataset gets one
+line naming its missing files and the folder to put them in by hand, and the job exits with an
+error.
+
 Examples::
 
     hwnas job=download                                   # everything, into paths.data_dir
