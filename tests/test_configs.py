@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixture_data import needs_full_data
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -32,12 +33,16 @@ COMPANIONS = {
     ("accuracy", "table"): ["accuracy.path={data}/nb201/accuracy_200ep.csv", "accuracy.column=cifar10"],
 }
 NEEDS_GPU = {("device", "local_cuda"), ("trainer", "gpu")}
+#: Options that load a file the fixture data root does not hold.
+NEEDS_FULL_DATA = {("accuracy", "ofa_predictor"): "OFA's accuracy predictor ofa/acc_predictor.pth"}
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_instantiates(compose_cfg, tmp_path, data_dir, group, option):
     if (group, option) in NEEDS_GPU and not torch.cuda.is_available():
         pytest.skip("no GPU")
+    if (group, option) in NEEDS_FULL_DATA:
+        needs_full_data(NEEDS_FULL_DATA[group, option])
     extra = [o.format(data=data_dir) for o in COMPANIONS.get((group, option), [])]
     cfg = compose_cfg(f"{group}={option}", "logger=none", f"paths.data_dir={data_dir}", *extra)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves

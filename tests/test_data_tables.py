@@ -1,10 +1,14 @@
 """The table readers on the real reference data, and every way a table can be malformed."""
 from __future__ import annotations
 
+import csv
+import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_data import rows
 
 import hwnas
 from hwnas.data import (
@@ -23,6 +27,7 @@ from hwnas.data import (
 )
 from hwnas.data import root as root_module
 from hwnas.errors import ConfigError, DataError
+from hwnas.spaces import get_space
 
 NB201_DEVICES = {
     *(f"{gpu}_{b}" for gpu in ("1080ti", "2080ti", "titan_rtx", "titanx", "titanxp") for b in (1, 32, 256)),
@@ -43,21 +48,26 @@ SYED_PAIRS = [
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    return resolve_data_dir()
-
-
-@pytest.fixture(scope="module")
 def nb201(data_dir):
     return load_nb201_latency(data_dir)
 
 
+def _csv_column(path: Path, name: str) -> list[str]:
+    """One column of a CSV, read with the csv module (independently of the readers under test)."""
+    with open(path, newline="") as fh:
+        return [row[name] for row in csv.DictReader(fh)]
+
+
 # ---------------------------------------------------------------------------- real data
+def test_data_root_is_the_one_this_run_chose(data_dir):
+    assert resolve_data_dir() == data_dir  # conftest hands the chosen root to the library via HWNAS_DATA
+
+
 def test_nb201_wide_table_shape_and_first_row(nb201):
-    assert nb201.latency_ms.shape == (15_625, 27)
+    assert nb201.latency_ms.shape == (rows(15_625), 27)
     assert nb201.latency_ms.dtype == np.float64
     assert set(nb201.devices) == NB201_DEVICES
-    assert np.array_equal(nb201.index, np.arange(15_625))
+    assert np.array_equal(nb201.index, np.arange(rows(15_625)))
     assert nb201.archs[0] == (
         "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
     )
@@ -77,7 +87,7 @@ def test_nb201_near_zero_latencies_are_valid(nb201):
 
 def test_wide_table_to_long(nb201):
     long = nb201.to_long("pixel3")
-    assert len(long) == 15_625
+    assert len(long) == rows(15_625)
     assert long.archs == nb201.archs
     assert np.array_equal(long.latency_ms, nb201.latency_ms[:, nb201.devices.index("pixel3")])
     assert np.array_equal(long.extra["index"], nb201.index)
@@ -95,7 +105,7 @@ def test_unknown_device_names_it_and_lists_devices(nb201):
 
 def test_fbnet_wide_table(data_dir):
     table = load_fbnet_latency(data_dir)
-    assert table.latency_ms.shape == (5_000, 27)
+    assert table.latency_ms.shape == (rows(5_000), 27)
     assert {"1080ti_64", "titan_rtx_64", "raspi4", "eyeriss"} <= set(table.devices)
     ops = table.archs[0].split("-")
     assert len(ops) == 22 and set(ops) <= FBNET_OPS
@@ -105,8 +115,8 @@ def test_fbnet_wide_table(data_dir):
 def test_syed_tables_have_10000_rows(data_dir, pair):
     space, device = pair.split("__")
     table = load_syed(space, device, data_dir)
-    assert len(table) == 10_000
-    assert table.latency_ms.shape == (10_000,)
+    assert len(table) == rows(10_000)
+    assert table.latency_ms.shape == (rows(10_000),)
     assert (table.latency_ms > 0).all()
     assert table.archs[0].startswith('{"ks":[')
 
@@ -116,10 +126,24 @@ def test_syed_pairs_found_in_folder(data_dir):
 
 
 def test_compofa_fixed_repeats_architectures_by_construction(data_dir):
+    """243 networks x 5 resolutions sampled 10,000 times: the rows repeat architectures, all of them kept."""
+    path = data_path("ofa/syed/compofa_fixed__note10_lut.csv", data_dir)
     table = load_syed("compofa_fixed", "note10_lut", data_dir)
-    assert len(set(table.archs)) == 1_215
+    assert table.archs == _csv_column(path, "arch")  # every row, repeats included, in file order
+    distinct = set(table.archs)
+    assert len(distinct) < len(table)
+    space = get_space("compofa_fixed")
+    assert len({space.from_string(a) for a in distinct}) == len(distinct) <= space.size() == 1_215
     with pytest.raises(DataError, match=r"compofa_fixed__note10_lut\.csv.* times \(rows "):
         load_syed("compofa_fixed", "note10_lut", data_dir, allow_duplicates=False)
+
+
+def test_compofa_fixed_lists_every_network_of_its_space(full_data_dir):
+    """The full 10,000 rows hold all 1,215 CompOFA fixed-kernel networks (README: ~1,215 distinct rows)."""
+    space = get_space("compofa_fixed")
+    table = load_syed("compofa_fixed", "note10_lut", full_data_dir)
+    assert set(space.from_strings(table.archs)) == set(space.enumerate())
+    assert len(set(table.archs)) == 1_215
 
 
 def test_unknown_syed_pair_lists_available(data_dir):
@@ -127,11 +151,19 @@ def test_unknown_syed_pair_lists_available(data_dir):
         load_syed("ofa_mbv3", "pixel1", data_dir)
 
 
-def test_nb201_accuracy_maxima(data_dir, nb201):
+def test_nb201_accuracy_table(data_dir, nb201):
     acc = load_nb201_accuracy(data_dir)
     assert acc.datasets == ["cifar10", "cifar100", "imagenet16_120"]
-    assert len(acc) == 15_625
-    assert acc.archs == nb201.archs
+    assert len(acc) == rows(15_625)
+    assert acc.archs == nb201.archs and np.array_equal(acc.index, nb201.index)
+    assert [acc.column(d)[0] for d in acc.datasets] == [85.86333333333334, 52.913333294677734, 26.6333332739936]
+    for d in acc.datasets:
+        assert ((acc.column(d) > 0) & (acc.column(d) < 100)).all()
+
+
+def test_nb201_accuracy_maxima(full_data_dir):
+    """The published NATS-Bench maxima over all 15,625 cells."""
+    acc = load_nb201_accuracy(full_data_dir)
     assert [round(float(acc.column(d).max()), 2) for d in acc.datasets] == [94.37, 73.51, 47.31]
 
 
@@ -143,19 +175,29 @@ def test_unknown_dataset_names_it(data_dir):
 
 def test_fbnet_proxies(data_dir):
     proxies = load_fbnet_proxies(data_dir)
-    assert len(proxies) == 5_000 and len(proxies.names) == 13
+    assert len(proxies) == rows(5_000) and len(proxies.names) == 13
     assert {"synflow", "nwot", "flops", "params", "zen"} <= set(proxies.names)
     assert proxies.archs == load_fbnet_latency(data_dir).archs
     with pytest.raises(ConfigError, match="unknown proxy 'naswot'"):
         proxies.column("naswot")
 
 
-def test_note10_lookup_tables_load(data_dir):
+def _note10_tables(data_dir) -> dict[int, dict]:
     folder = data_path("ofa/note10_lut", data_dir)
-    tables = {int(p.name.split("_")[1]): read_lut_yaml(p) for p in sorted(folder.glob("*.yaml"))}
-    assert sorted(tables) == list(range(160, 225, 4))
-    entry = tables[224]["Logits-input:1x1x1536-output:1000"]
-    assert set(entry) == {"count", "mean", "std"} and entry["mean"] > 0
+    return {int(p.name.split("_")[1]): read_lut_yaml(p) for p in sorted(folder.glob("*.yaml"))}
+
+
+def test_note10_lookup_tables_load(data_dir):
+    tables = _note10_tables(data_dir)
+    assert set(tables) <= set(range(160, 225, 4))
+    assert {160, 176, 192, 208, 224} <= set(tables)  # the resolutions of Syed et al.'s OFA datasets
+    for table in tables.values():
+        entry = table["Logits-input:1x1x1536-output:1000"]
+        assert set(entry) == {"count", "mean", "std"} and entry["mean"] > 0
+
+
+def test_note10_lookup_tables_cover_160_to_224_step_4(full_data_dir):
+    assert sorted(_note10_tables(full_data_dir)) == list(range(160, 225, 4))
 
 
 def test_proxyless_lookup_table_loads(data_dir):
@@ -305,12 +347,33 @@ def test_sibling_shared_data_of_working_directory(tmp_path, monkeypatch, no_env)
     assert resolve_data_dir() == (tmp_path / "shared" / "data").resolve()
 
 
+def _root_module_in_checkout(checkout: Path):
+    """hwnas/data/root.py copied into a fake source checkout, imported from there."""
+    target = checkout / "hwnas" / "data" / "root.py"
+    target.parent.mkdir(parents=True)
+    shutil.copy(root_module.__file__, target)
+    spec = importlib.util.spec_from_file_location("hwnas_root_in_fake_checkout", target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_sibling_shared_data_of_source_checkout(tmp_path, monkeypatch, no_env):
-    expected = Path(hwnas.__file__).resolve().parents[1] / ".." / "shared" / "data"
-    if not expected.is_dir():
-        pytest.skip("no ../shared/data next to this checkout")
-    monkeypatch.chdir(tmp_path)
-    assert resolve_data_dir() == expected.resolve()
+    """An editable install finds <checkout>/../shared/data from any working directory."""
+    assert Path(root_module.__file__).resolve().parents[2] == Path(hwnas.__file__).resolve().parents[1]
+    module = _root_module_in_checkout(tmp_path / "work" / "checkout")
+    shared = tmp_path / "work" / "shared" / "data"
+    elsewhere = tmp_path / "elsewhere" / "cwd"  # ../shared/data of the working directory: absent
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(DataError, match="no data root found") as err:
+        module.resolve_data_dir()
+    assert f"'{tmp_path / 'work' / 'checkout' / '..' / 'shared' / 'data'}'" in str(err.value)
+    shared.mkdir(parents=True)
+    assert module.resolve_data_dir() == shared.resolve()
+    beside_cwd = tmp_path / "elsewhere" / "shared" / "data"  # the working directory's sibling is tried first
+    beside_cwd.mkdir(parents=True)
+    assert module.resolve_data_dir() == beside_cwd.resolve()
 
 
 def test_no_data_root_found(tmp_path, monkeypatch, no_env):

@@ -6,6 +6,7 @@ import csv
 import numpy as np
 import pytest
 import yaml
+from fixture_data import rows
 
 from hwnas.devices import TableDevice
 from hwnas.errors import ConfigError, DataError, InvalidArchitecture
@@ -80,7 +81,9 @@ def test_flops_estimator_fits_a_table_device(data_dir):
     with pytest.raises(ConfigError, match="must be fit"):
         est.predict(space, archs[:2])
     est.fit(space, archs[:200], lat[:200])
-    m = evaluate_predictions(est.predict(space, archs[200:1200]), lat[200:1200])
+    test = slice(200, rows(1_200))  # 1,000 held-out cells (100 on the fixture's 300 rows)
+    assert len(archs[test]) == rows(1_200) - 200
+    m = evaluate_predictions(est.predict(space, archs[test]), lat[test])
     assert m["spearman"] > 0.5 and m["rmse_ms"] > 0
     with pytest.raises(ConfigError, match="features = \\['macs'\\]"):
         FlopsEstimator(features=["macs"])
@@ -113,10 +116,10 @@ def test_build_lut_then_predict_in_input_order(compose_cfg, tmp_path):
     run_job(compose_cfg("job=predict", "search_space=nb201", "estimator=lut", f"estimator.path={lut}",
                         f"predict.input={inp}", f"predict.output={out}", "predict.batch_size=7", "logger=none"),
             run_dir=tmp_path / "p")
-    rows = list(csv.DictReader(open(out)))
-    assert [r["arch"] for r in rows] == [space.to_string(a) for a in archs]
+    written = list(csv.DictReader(open(out)))
+    assert [r["arch"] for r in written] == [space.to_string(a) for a in archs]
     expected = LookupTableEstimator(path=str(lut)).predict(space, archs)
-    assert np.allclose([float(r["latency_ms"]) for r in rows], expected, rtol=1e-5)
+    assert np.allclose([float(r["latency_ms"]) for r in written], expected, rtol=1e-5)
 
 
 def test_predict_input_errors(compose_cfg, tmp_path):
@@ -132,10 +135,16 @@ def test_predict_input_errors(compose_cfg, tmp_path):
 
 
 def test_evaluate_job_on_published_table(compose_cfg, tmp_path, data_dir):
+    n_test = rows(1_100) - 100  # 1,000 held-out cells (200 on the fixture's 300 rows)
     cfg = compose_cfg("job=evaluate", "search_space=nb201", "device=help", "device.column=gold_6226", "estimator=flops",
-                      "estimator.fit_samples=100", "evaluate.test_samples=1000", f"paths.data_dir={data_dir}", "logger=none")
+                      "estimator.fit_samples=100", f"evaluate.test_samples={n_test}", f"paths.data_dir={data_dir}",
+                      "logger=none")
     m = run_job(cfg, run_dir=tmp_path)
-    assert m["n_fit"] == 100 and m["n_test"] == 1000
+    assert m["n_fit"] == 100 and m["n_test"] == n_test
     assert -1 <= m["spearman"] <= 1 and m["rmse_ms"] > 0 and 0 <= m["within_10pct"] <= 1
-    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
-    assert len(rows) == 1000 and set(rows[0]) == {"arch", "latency_ms", "predicted_ms"}
+    saved = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    assert len(saved) == n_test and set(saved[0]) == {"arch", "latency_ms", "predicted_ms"}
+    device = TableDevice(source="help", column="gold_6226", space="nb201", data_dir=str(data_dir))
+    space = get_space("nb201")
+    truth = device.latency(space, space.from_strings([r["arch"] for r in saved]))
+    np.testing.assert_allclose([float(r["latency_ms"]) for r in saved], truth, rtol=1e-5)  # the table's own values

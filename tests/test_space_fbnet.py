@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fixture_data import rows
 from torch import nn
 
 from hwnas.errors import ConfigError, InvalidArchitecture
@@ -15,8 +14,6 @@ from hwnas.spaces import get_space
 from hwnas.spaces.fbnet import OPS, FBNet, FBNetArch
 from hwnas.spaces.layers import ChannelShuffle, ConvBNAct, MBConv
 
-DATA = Path(os.environ.get("HWNAS_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
-LATENCY_CSV = DATA / "fbnet" / "latency_help.csv"
 ALLOWED = "allowed: k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1, k5_e1_g2, k5_e3, k5_e6, skip"
 
 
@@ -26,10 +23,8 @@ def space() -> FBNet:
 
 
 @pytest.fixture(scope="module")
-def arch_strings() -> list[str]:
-    if not LATENCY_CSV.exists():
-        pytest.skip(f"reference data not found at {LATENCY_CSV} (set HWNAS_DATA)")
-    with open(LATENCY_CSV, newline="") as f:
+def arch_strings(data_dir) -> list[str]:
+    with open(data_dir / "fbnet" / "latency_help.csv", newline="") as f:
         return [r["arch"] for r in csv.DictReader(f)]
 
 
@@ -90,7 +85,7 @@ def test_bad_options(options, expected):
 
 # ---------------------------------------------------------------------- strings
 def test_round_trip_all_rows(space, arch_strings):
-    assert len(arch_strings) == 5_000
+    assert len(arch_strings) == rows(5_000)
     for text in arch_strings:
         assert space.to_string(space.from_string(text)) == text
 

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
+import itertools
 
 import numpy as np
 import pytest
 import torch
+from fixture_data import rows
 
 from hwnas.errors import InvalidArchitecture
 from hwnas.spaces import get_space
 from hwnas.spaces.nb201 import OPS, NASBench201, NB201Arch
 
-DATA = Path(os.environ.get("HWNAS_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
-LATENCY_CSV = DATA / "nb201" / "latency_help.csv"
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 ALLOWED = "allowed: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3"
 
@@ -25,10 +23,9 @@ def space() -> NASBench201:
 
 
 @pytest.fixture(scope="module")
-def rows() -> list[dict]:
-    if not LATENCY_CSV.exists():
-        pytest.skip(f"reference data not found at {LATENCY_CSV} (set HWNAS_DATA)")
-    with open(LATENCY_CSV, newline="") as f:
+def table_rows(data_dir) -> list[dict]:
+    """``index, arch`` of every row of the HELP table in this run's data root."""
+    with open(data_dir / "nb201" / "latency_help.csv", newline="") as f:
         return [{"index": int(r["index"]), "arch": r["arch"]} for r in csv.DictReader(f)]
 
 
@@ -84,23 +81,35 @@ def test_arch_rejects_a_string_as_ops():
 
 
 # ---------------------------------------------------------------------- strings and index order
-def test_round_trip_all_rows(space, rows):
-    assert len(rows) == 15_625
-    for row in rows:
+def test_round_trip_all_rows(space, table_rows):
+    assert len(table_rows) == rows(15_625)
+    for row in table_rows:
         arch = space.from_string(row["arch"])
         assert space.to_string(arch) == row["arch"]
 
 
-def test_enumerate_matches_official_index_order(space, rows):
+def test_enumerate_is_the_whole_space_in_index_order(space):
     assert space.size() == 15_625
     archs = list(space.enumerate())
     assert len(archs) == 15_625 and len(set(archs)) == 15_625
-    assert [space.to_string(a) for a in archs] == [r["arch"] for r in sorted(rows, key=lambda r: r["index"])]
     np.testing.assert_array_equal(space.indices(archs), np.arange(15_625))
-    assert space.index(space.from_string(rows[123]["arch"])) == rows[123]["index"]
-    assert space.from_index(rows[9]["index"]) == space.from_string(rows[9]["arch"])
+    assert all(space.from_index(i) == archs[i] for i in (0, 1, 9, 123, 15_624))
     with pytest.raises(InvalidArchitecture, match="out of range"):
         space.from_index(15_625)
+
+
+def test_enumerate_matches_official_index_order(space, table_rows):
+    """Our enumeration order is NAS-Bench-201's official index, row for row of the table (all 15,625 with the
+    full data, indices 0-299 on the fixture)."""
+    table = sorted(table_rows, key=lambda r: r["index"])
+    assert [r["index"] for r in table] == list(range(rows(15_625)))
+    listed = [space.to_string(a) for a in itertools.islice(space.enumerate(), len(table))]
+    assert listed == [r["arch"] for r in table]
+    archs = space.from_strings([r["arch"] for r in table_rows])
+    np.testing.assert_array_equal(space.indices(archs), [r["index"] for r in table_rows])
+    for row in table_rows[::37]:
+        assert space.index(space.from_string(row["arch"])) == row["index"]
+        assert space.from_index(row["index"]) == space.from_string(row["arch"])
 
 
 # ---------------------------------------------------------------------- genome operations

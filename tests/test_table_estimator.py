@@ -8,11 +8,15 @@ import json
 
 import numpy as np
 import pytest
+from fixture_data import needs_full_data
+from hydra.utils import instantiate
 
 from hwnas.devices import EstimatorDevice, TableDevice
 from hwnas.errors import ConfigError, DataError
 from hwnas.estimators import LookupTableEstimator, TableEstimator
+from hwnas.estimators.fitting import fit_from_config
 from hwnas.jobs import run_job
+from hwnas.search.objectives import device_latency_metric, latency_metric
 from hwnas.spaces import get_space
 
 NOTE10_SPACE = ["search_space=ofa_mbv3", "search_space.width_mult=1.2", "search_space.resolutions=[160,168,176]"]
@@ -48,13 +52,38 @@ def test_table_estimator_reads_one_device_of_a_transfer_csv(tmp_path):
         TableEstimator(path=str(_write(tmp_path / "x.csv", ["arch", "latency_ms"], [[keys[0], 1.0]])))
 
 
-def test_search_with_a_table_estimator_matches_the_table_device(compose_cfg, tmp_path, data_dir):
-    """A table of the device's own latencies as the estimator = searching on the device (same picks)."""
-    col = tmp_path / "pixel3.csv"
+def _device_latencies_as_estimates(path, data_dir):
+    """pixel3's HELP latencies written as an ``arch, predicted_ms`` estimate table (what job=transfer writes)."""
     device = TableDevice(source="help", column="pixel3", space="nb201", data_dir=str(data_dir))
     space = get_space("nb201")
     archs, lat = device.dataset(space)
-    _write(col, ["arch", "predicted_ms"], [[space.to_string(a), v] for a, v in zip(archs, lat)])
+    _write(path, ["arch", "predicted_ms"], [[space.to_string(a), v] for a, v in zip(archs, lat)])
+    return device, space, archs
+
+
+def test_a_table_of_the_device_latencies_is_the_device_latency_objective(compose_cfg, tmp_path, data_dir):
+    """estimator=table, built as job=search builds it, gives the search the same latency objective as
+    search.latency_source=device, on every architecture the device lists and in any order."""
+    col = tmp_path / "pixel3.csv"
+    device, space, archs = _device_latencies_as_estimates(col, data_dir)
+    cfg = compose_cfg("search_space=nb201", "estimator=table", f"estimator.path={col}", f"paths.data_dir={data_dir}")
+    estimator = fit_from_config(instantiate(cfg.estimator), space, device)
+    assert isinstance(estimator, TableEstimator) and estimator.fit_keys == set()
+    order = np.random.default_rng(0).permutation(len(archs))
+    shuffled = [archs[i] for i in order]
+    keys = [space.to_string(a) for a in shuffled]
+    by_table = latency_metric(estimator, space)(shuffled, keys)
+    by_device = device_latency_metric(device, space)(shuffled, keys)
+    assert len(by_table) == len(archs) and np.array_equal(by_table, by_device)
+
+
+def test_search_with_a_table_estimator_matches_the_table_device(compose_cfg, tmp_path, full_data_dir):
+    """A table of the device's own latencies as the estimator = searching on the device (same picks).
+
+    The search samples the whole NB201 space, so the tables must list all 15,625 cells."""
+    data_dir = full_data_dir
+    col = tmp_path / "pixel3.csv"
+    _device_latencies_as_estimates(col, data_dir)
     common = ["job=search", "search_space=nb201", "device=help", "device.column=pixel3", "logger=none",
               f"paths.data_dir={data_dir}", "search_strategy.population=20", "search_strategy.generations=10",
               "search.latency_budgets=[8]", "search.verify=true", "search.plot=false", "search.costs=false"]
@@ -65,9 +94,16 @@ def test_search_with_a_table_estimator_matches_the_table_device(compose_cfg, tmp
         assert by_table[key] == pytest.approx(by_device[key]), key
 
 
-def test_lut_device_is_the_lookup_table(data_dir):
-    space = get_space("ofa_mbv3", width_mult=1.2, resolutions=[160, 168, 224])
+@pytest.mark.parametrize("resolutions, needs", [
+    pytest.param([160, 176, 224], None, id="syed-resolutions"),
+    pytest.param([160, 168, 224], "the 168 px Note10 table, one Syed et al.'s datasets do not use", id="168px"),
+])
+def test_lut_device_is_the_lookup_table(data_dir, resolutions, needs):
+    if needs:
+        needs_full_data(needs)
+    space = get_space("ofa_mbv3", width_mult=1.2, resolutions=resolutions)
     archs = space.sample(5, seed=0)
+    assert {a.r for a in archs} <= set(resolutions)
     lut = LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir))
     device = EstimatorDevice(lut, name="note10_lut")
     np.testing.assert_allclose(device.latency(space, archs), lut.predict(space, archs))
@@ -76,8 +112,11 @@ def test_lut_device_is_the_lookup_table(data_dir):
         EstimatorDevice(LookupTableEstimator(path="ofa/note10_lut", data_dir=str(data_dir), calibrate="global"))
 
 
-def test_search_verifies_picks_on_the_note10_lut_device(compose_cfg, tmp_path, data_dir):
-    """Picks at resolutions Syed's note10_lut dataset does not list still get a true (table) latency."""
+def test_search_verifies_picks_on_the_note10_lut_device(compose_cfg, tmp_path, full_data_dir):
+    """Picks at resolutions Syed's note10_lut dataset does not list still get a true (table) latency.
+
+    Needs OFA's accuracy predictor (ofa/acc_predictor.pth) and the 168 px table: not in the fixture root."""
+    data_dir = full_data_dir
     cfg = compose_cfg("job=search", *NOTE10_SPACE, "device=lut_note10", "estimator=lut_note10", "accuracy=ofa_predictor",
                       "logger=none", f"paths.data_dir={data_dir}", "search_strategy.population=16",
                       "search_strategy.generations=4", "search.latency_budgets=[20,30]", "search.verify=true",
