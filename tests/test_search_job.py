@@ -1,4 +1,11 @@
-"""``hwnas job=search`` end to end with tiny settings, composed as the CLI composes it."""
+"""``hwnas job=search`` end to end with tiny settings, composed as the CLI composes it.
+
+A search may reach any of NB201's 15,625 cells, so the jobs run on a benchmark that covers them all
+(``nb201_model``: accuracy and latency tables fitted on the data root's first 300 rows, see
+tests/nb201_surrogate.py; the same in fixture and full mode). With a device table and an accuracy table
+that list every cell, a job computes regret and the hypervolume ratio by enumeration as it does on the
+real tables; ``test_search_job_on_the_real_tables`` runs it on those (full data only).
+"""
 from __future__ import annotations
 
 import csv
@@ -6,6 +13,7 @@ import json
 
 import pytest
 
+import nb201_surrogate
 from hwnas.cli import _user_error
 from hwnas.errors import ConfigError
 from hwnas.jobs import run_job
@@ -13,19 +21,40 @@ from hwnas.jobs import run_job
 NB201_PIXEL3 = ["job=search", "search_space=nb201", "device=help", "device.column=pixel3", "logger=csv"]
 
 
+@pytest.fixture(scope="module")
+def surrogate(tmp_path_factory):
+    return nb201_surrogate.for_session(tmp_path_factory)
+
+
+@pytest.fixture
+def nb201_model(surrogate):
+    """``job=search`` on NB201 with the whole-space surrogate as device (pixel3) and accuracy table."""
+    return ["job=search", *surrogate.overrides("pixel3"), "logger=csv"]
+
+
 def _rows(path):
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.parametrize("strategy,options", [
-    ("evolution", ["search_strategy.population=20", "search_strategy.generations=8"]),
-    ("nsga2", ["search_strategy.population=24", "search_strategy.generations=8"]),
-])
-def test_search_job_writes_picks_front_plot_and_metrics(compose_cfg, tmp_path, data_dir, strategy, options):
-    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", f"search_strategy={strategy}", *options,
-                      "estimator=flops", "search.latency_budgets=[5,12.5]", "search.verify=true")
-    run = tmp_path / "run"
+EVOLUTION = ["search_strategy=evolution", "search_strategy.population=20", "search_strategy.generations=8"]
+NSGA2 = ["search_strategy=nsga2", "search_strategy.population=24", "search_strategy.generations=8"]
+
+
+@pytest.mark.parametrize("options", [EVOLUTION, NSGA2], ids=["evolution", "nsga2"])
+def test_search_job_writes_picks_front_plot_and_metrics(compose_cfg, tmp_path, data_dir, nb201_model, options):
+    _check_search_outputs(compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", *options, "estimator=flops",
+                                      "search.latency_budgets=[5,12.5]", "search.verify=true"), tmp_path / "run")
+
+
+def test_search_job_on_the_real_tables(compose_cfg, tmp_path, full_data_dir):
+    """HELP's Pixel 3 table and NB201's CIFAR-10 accuracy (the default of nb201): regret and hypervolume ratio
+    against the true optimum and front of the real benchmark."""
+    _check_search_outputs(compose_cfg(*NB201_PIXEL3, f"paths.data_dir={full_data_dir}", *NSGA2, "estimator=flops",
+                                      "search.latency_budgets=[5,12.5]", "search.verify=true"), tmp_path / "run")
+
+
+def _check_search_outputs(cfg, run):
     metrics = run_job(cfg, run_dir=run)
     saved = json.loads((run / "metrics.json").read_text())
     for key in ("budget_5ms/accuracy", "budget_5ms/true_latency_ms", "budget_5ms/violation", "budget_5ms/regret",
@@ -44,8 +73,8 @@ def test_search_job_writes_picks_front_plot_and_metrics(compose_cfg, tmp_path, d
     assert metrics["cache_hit_rate"] == saved["cache_hit_rate"]
 
 
-def test_search_job_on_the_device_latency_has_no_violations(compose_cfg, tmp_path, data_dir):
-    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "search_strategy=evolution",
+def test_search_job_on_the_device_latency_has_no_violations(compose_cfg, tmp_path, data_dir, nb201_model):
+    cfg = compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", "search_strategy=evolution",
                       "search_strategy.population=20", "search_strategy.generations=10", "search.latency_source=device",
                       "search.latency_budgets=[8]", "search.latency_margin=0.25", "search.verify=true",
                       "search.plot=false", "search.costs=false")
@@ -54,10 +83,10 @@ def test_search_job_on_the_device_latency_has_no_violations(compose_cfg, tmp_pat
     assert not (tmp_path / "run" / "front.png").exists()
 
 
-def test_auto_margin_is_the_estimators_measured_error(compose_cfg, tmp_path, data_dir):
+def test_auto_margin_is_the_estimators_measured_error(compose_cfg, tmp_path, data_dir, nb201_model):
     """latency_margin=auto: the 95 % quantile of the FLOPs model's underestimate on pixel3 cells it was not
     fitted on; the search runs under budget x (1 - margin), and a pick can only violate beyond it."""
-    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "search_strategy.population=20",
+    cfg = compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", "search_strategy.population=20",
                       "search_strategy.generations=8", "estimator=flops", "search.latency_budgets=[8,12]",
                       "search.latency_margin=auto", "search.margin_samples=300", "search.verify=true",
                       "search.plot=false", "seed=3")
@@ -74,20 +103,20 @@ def test_auto_margin_is_the_estimators_measured_error(compose_cfg, tmp_path, dat
     assert "underestimate_pct" in picks[0]
 
 
-def test_auto_margin_from_a_held_out_csv(compose_cfg, tmp_path, data_dir):
+def test_auto_margin_from_a_held_out_csv(compose_cfg, tmp_path, data_dir, nb201_model):
     """margin_data: measured architectures as a latency CSV; the margin equals the quantile computed by hand."""
     import numpy as np
     from hydra.utils import instantiate
 
     from hwnas.estimators.fitting import fit_from_config
 
-    base = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "estimator=flops", "seed=1")
+    base = compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", "estimator=flops", "seed=1")
     space, device = instantiate(base.search_space), instantiate(base.device)
     archs, lat = device.dataset(space)
     idx = np.random.default_rng(0).choice(len(archs), size=40, replace=False)
     held = tmp_path / "held.csv"
     held.write_text("arch,latency_ms\n" + "".join(f'"{space.to_string(archs[i])}",{float(lat[i])!r}\n' for i in idx))
-    cfg = compose_cfg(*NB201_PIXEL3, f"paths.data_dir={data_dir}", "search_strategy.population=20",
+    cfg = compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", "search_strategy.population=20",
                       "search_strategy.generations=5", "estimator=flops", "search.latency_budgets=[10]",
                       "search.latency_margin=auto", f"search.margin_data={held}", "search.margin_quantile=0.9",
                       "search.plot=false", "seed=1")
@@ -100,25 +129,28 @@ def test_auto_margin_from_a_held_out_csv(compose_cfg, tmp_path, data_dir):
     assert metrics["latency_margin"] == pytest.approx(expected, rel=1e-9)
 
 
-def test_device_check_chooses_picks_by_measurement(compose_cfg, tmp_path, data_dir):
+def test_device_check_chooses_picks_by_measurement(compose_cfg, tmp_path, data_dir, nb201_model):
     """device_check: a FLOPs model with no margin overshoots gold_6226 budgets; measuring front members (bisection,
     at most 20 per budget; a table device: lookups) leaves only picks whose device latency meets the budget, each
     a member of the front."""
-    common = [*NB201_PIXEL3, "device.column=gold_6226", f"paths.data_dir={data_dir}", "search_strategy.population=30",
+    common = [*nb201_model, "device.column=gold_6226", f"paths.data_dir={data_dir}", "search_strategy.population=30",
               "search_strategy.generations=10", "estimator=flops", "search.latency_budgets=[8,10,12]",
               "search.verify=true", "search.plot=false", "seed=0"]
     trusted = run_job(compose_cfg(*common), run_dir=tmp_path / "trusted")
     assert trusted["violations"] >= 1  # otherwise this test shows nothing
     checked = run_job(compose_cfg(*common, "search.device_check=20"), run_dir=tmp_path / "checked")
     assert checked["violations"] == 0 and checked["n_found"] >= 1 and 0 < checked["device_checks"] <= 60
-    front = _rows(tmp_path / "checked" / "front.csv")
+    front = {r["arch"]: r for r in _rows(tmp_path / "checked" / "front.csv")}
+    picks = {float(r["budget_ms"]): r for r in _rows(tmp_path / "checked" / "picks.csv")}
     for b in (8, 10, 12):
         if not checked[f"budget_{b}ms/found"]:
             continue
         true_ms = checked[f"budget_{b}ms/true_latency_ms"]
         assert checked[f"budget_{b}ms/checked_latency_ms"] == true_ms <= b  # a table: the same lookup
         assert 1 <= checked[f"budget_{b}ms/device_checked"] <= 20
-        assert any(r["arch"] and float(r["accuracy"]) == checked[f"budget_{b}ms/accuracy"] for r in front)
+        # the pick is a member of the front (the CSVs write accuracies to 4 significant digits)
+        member = front[picks[b]["arch"]]
+        assert member["accuracy"] == picks[b]["accuracy"] == f"{checked[f'budget_{b}ms/accuracy']:.4g}"
 
 
 def test_device_check_bisects_the_front():
@@ -179,17 +211,26 @@ def test_search_job_user_errors(compose_cfg, tmp_path, data_dir, overrides, need
 
 
 def test_default_accuracy_is_chosen_by_space(data_dir):
-    from hwnas.search.accuracy import NB201Accuracy, OFAAccuracyPredictor, default_accuracy
+    from hwnas.search.accuracy import NB201Accuracy, default_accuracy
     from hwnas.spaces import get_space
 
     assert isinstance(default_accuracy(get_space("nb201"), str(data_dir)), NB201Accuracy)
-    assert isinstance(default_accuracy(get_space("compofa_fixed"), str(data_dir)), OFAAccuracyPredictor)
     with pytest.raises(ConfigError, match="fbnet.*accuracy=table"):
         default_accuracy(get_space("fbnet"), str(data_dir))
 
 
-def test_benchmark_times_one_search(compose_cfg, tmp_path, data_dir):
-    cfg = compose_cfg("job=benchmark", "search_space=nb201", "estimator=predictor", "search_strategy=evolution",
+def test_default_accuracy_of_compofa_is_ofas_predictor(full_data_dir):
+    """OFA's released predictor (ofa/acc_predictor.pth: one state dict, not in the fixture root)."""
+    from hwnas.search.accuracy import OFAAccuracyPredictor, default_accuracy
+    from hwnas.spaces import get_space
+
+    assert isinstance(default_accuracy(get_space("compofa_fixed"), str(full_data_dir)), OFAAccuracyPredictor)
+
+
+def test_benchmark_times_one_search(compose_cfg, tmp_path, data_dir, surrogate):
+    # accuracy: the surrogate's table, which lists every cell the search reaches
+    cfg = compose_cfg("job=benchmark", "search_space=nb201", *surrogate.accuracy_overrides(), "estimator=predictor",
+                      "search_strategy=evolution",
                       "search_strategy.population=10", "search_strategy.generations=3", "benchmark.search=true",
                       "benchmark.n=200", "benchmark.repeats=1", "benchmark.threads=1", "logger=none",
                       f"paths.data_dir={data_dir}")
@@ -198,15 +239,17 @@ def test_benchmark_times_one_search(compose_cfg, tmp_path, data_dir):
     assert 0 < metrics["search_best_accuracy"] <= 100
 
 
-def test_search_job_verifies_picks_on_a_local_device(compose_cfg, tmp_path, data_dir):
-    """Local device: the pick is measured afresh; no ground truth, so no regret or hypervolume."""
+def test_search_job_verifies_picks_on_a_local_device(compose_cfg, tmp_path, data_dir, surrogate):
+    """Local device: the pick is measured afresh; no ground truth, so no regret or hypervolume (the accuracy
+    table is the surrogate's, which lists every cell)."""
     from hwnas.data.tables import load_nb201_latency
 
     table = load_nb201_latency(data_dir)
     lat = table.column("pixel3")
     fit = tmp_path / "fit.csv"
     fit.write_text("arch,latency_ms\n" + "".join(f"{a},{v}\n" for a, v in zip(table.archs[:200], lat[:200])))
-    cfg = compose_cfg("job=search", "search_space=nb201", "device=local_cpu", "device.repeats=2", "device.warmup=1",
+    cfg = compose_cfg("job=search", "search_space=nb201", *surrogate.accuracy_overrides(), "device=local_cpu",
+                      "device.repeats=2", "device.warmup=1",
                       "estimator=flops", f"estimator.fit_data={fit}", "search_strategy.population=8",
                       "search_strategy.generations=2", "search.latency_budgets=[10]", "search.verify=true",
                       "search.plot=false", "logger=none", f"paths.data_dir={data_dir}")

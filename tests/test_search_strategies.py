@@ -1,13 +1,19 @@
-"""Evolution, NSGA-II, the memo cache and objectives/constraints on real NAS-Bench-201 data.
+"""Evolution, NSGA-II, the memo cache and objectives/constraints on NAS-Bench-201.
 
-Ground truth: NB201's CIFAR-10 accuracy table and HELP's Pixel 3 latency table cover all 15,625
-cells, so the true optimum under a budget and the true front are known by enumeration.
+A search may reach any of the 15,625 cells, so the tests of search mechanics run on a whole-space
+benchmark fitted on the data root's first 300 rows (tests/nb201_surrogate.py; the same in fixture
+and full mode): ``pixel3_model`` and ``cifar10_model`` know every cell, so its true optimum and front
+are known by enumeration too. The tests of figures on the real tables (regret and front coverage on
+NB201's CIFAR-10 accuracy and HELP's Pixel 3 latency, OFA's released accuracy predictor) need the
+full reference data (tests/fixture_data.py) and skip in one line without it.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import nb201_surrogate
+from fixture_data import needs_full_data, rows
 from hwnas.devices import TableDevice
 from hwnas.errors import ConfigError, DataError
 from hwnas.search import Constraint, EvolutionSearch, MemoCache, NSGA2Search, RandomSearch, SearchProblem, SoftPenalty
@@ -24,6 +30,30 @@ def nb201():
     return get_space("nb201")
 
 
+# ---- the whole-space surrogate (any data root)
+@pytest.fixture(scope="module")
+def surrogate(tmp_path_factory):
+    return nb201_surrogate.for_session(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def pixel3_model(surrogate):
+    return TableDevice(path=str(surrogate.latency_csv), column="pixel3")
+
+
+@pytest.fixture(scope="module")
+def cifar10_model(surrogate, nb201):
+    return TableAccuracy(surrogate.accuracy_csv, "cifar10").prepare(nb201)
+
+
+@pytest.fixture(scope="module")
+def model_truth(nb201, pixel3_model, cifar10_model):
+    t = GroundTruth.build(nb201, pixel3_model, cifar10_model)
+    assert t is not None and len(t.keys) == 15_625
+    return t
+
+
+# ---- the real tables: NB201's CIFAR-10 accuracy and HELP's Pixel 3 latency
 @pytest.fixture(scope="module")
 def pixel3(data_dir):
     return TableDevice(source="help", column="pixel3", space="nb201", data_dir=str(data_dir))
@@ -36,9 +66,19 @@ def cifar10(data_dir, nb201):
 
 @pytest.fixture(scope="module")
 def truth(nb201, pixel3, cifar10):
+    needs_full_data("the true optimum and front of NB201 by enumerating all 15,625 cells")
     t = GroundTruth.build(nb201, pixel3, cifar10)
     assert t is not None and len(t.keys) == 15_625
     return t
+
+
+@pytest.fixture(scope="module", params=["surrogate", "tables"])
+def bench(request):
+    """``(device, accuracy source, ground truth)`` of a benchmark that covers all of NB201: the surrogate
+    (any data root), or the real tables (full data only)."""
+    names = ("pixel3_model", "cifar10_model", "model_truth") if request.param == "surrogate" else \
+        ("pixel3", "cifar10", "truth")
+    return tuple(request.getfixturevalue(n) for n in names)
 
 
 def problem_for(space, device, source, budget=None, hard=True):
@@ -68,8 +108,9 @@ def test_memo_cache_computes_each_architecture_once():
 
 # ---------------------------------------------------------------------- evolution
 @pytest.mark.parametrize("budget", [5.0, 10.0])
-def test_evolution_finds_near_optimum_and_never_violates(nb201, pixel3, cifar10, truth, budget):
+def test_evolution_finds_near_optimum_and_never_violates(nb201, bench, budget):
     """Mean regret over 5 seeds is small, and far below random search's on as many distinct architectures."""
+    pixel3, cifar10, truth = bench
     optimum, _ = truth.best_under(budget)
     regret, random_regret = [], []
     for seed in range(5):
@@ -88,9 +129,9 @@ def test_evolution_finds_near_optimum_and_never_violates(nb201, pixel3, cifar10,
     assert np.mean(regret) < 0.25 and np.mean(regret) < np.mean(random_regret) - 0.2, (regret, random_regret)
 
 
-def test_evolution_is_deterministic_given_a_seed(nb201, pixel3, cifar10):
+def test_evolution_is_deterministic_given_a_seed(nb201, pixel3_model, cifar10_model):
     def run(seed):
-        problem, _ = problem_for(nb201, pixel3, cifar10, 8.0)
+        problem, _ = problem_for(nb201, pixel3_model, cifar10_model, 8.0)
         r = EvolutionSearch(population=20, generations=10, seed=seed).run(nb201, problem)
         return r.strings(nb201), nb201.to_string(r.archs[r.best])
 
@@ -98,32 +139,32 @@ def test_evolution_is_deterministic_given_a_seed(nb201, pixel3, cifar10):
     assert run(3)[0] != run(4)[0]
 
 
-def test_cheap_constraints_are_checked_before_accuracy(nb201, pixel3, cifar10):
+def test_cheap_constraints_are_checked_before_accuracy(nb201, pixel3_model, cifar10_model):
     seen = []
 
     class Counting(AccuracySource):
         def predict(self, space, archs, keys=None):
             seen.extend(keys)
-            return cifar10.predict(space, archs, keys)
+            return cifar10_model.predict(space, archs, keys)
 
-    problem, latency = problem_for(nb201, pixel3, Counting(), 6.0)
+    problem, latency = problem_for(nb201, pixel3_model, Counting(), 6.0)
     EvolutionSearch(population=30, generations=10, seed=1).run(nb201, problem)
     assert len(seen) == len(set(seen)), "an architecture was scored twice despite the cache"
-    lat = pixel3.latency(nb201, nb201.from_strings(seen))
+    lat = pixel3_model.latency(nb201, nb201.from_strings(seen))
     assert (lat <= 6.0).all(), "accuracy was computed for an architecture over the hard budget"
     assert latency.cache.misses > len(seen)  # rejected candidates were only timed
 
 
-def test_evolution_rejects_a_budget_below_every_architecture(nb201, pixel3, cifar10):
+def test_evolution_rejects_a_budget_below_every_architecture(nb201, pixel3_model, cifar10_model):
     from hwnas.search.base import Infeasible
 
-    problem, _ = problem_for(nb201, pixel3, cifar10, 1e-6)
+    problem, _ = problem_for(nb201, pixel3_model, cifar10_model, 1e-6)
     with pytest.raises(Infeasible, match="latency_ms <= 1e-06"):
         EvolutionSearch(population=4, generations=1, resample_rounds=2, seed=0).run(nb201, problem)
 
 
-def test_soft_constraint_penalizes_instead_of_rejecting(nb201, pixel3, cifar10):
-    problem, _ = problem_for(nb201, pixel3, cifar10, 5.0, hard=False)
+def test_soft_constraint_penalizes_instead_of_rejecting(nb201, pixel3_model, cifar10_model):
+    problem, _ = problem_for(nb201, pixel3_model, cifar10_model, 5.0, hard=False)
     result = EvolutionSearch(population=30, generations=15, seed=0).run(nb201, problem)
     lat, acc = result.objectives["latency_ms"], result.objectives["accuracy"]
     assert np.isfinite(acc).all() and (lat > 5.0).any()  # over-budget architectures were scored, not rejected
@@ -141,7 +182,8 @@ def test_soft_penalty_formulas():
 
 
 # ---------------------------------------------------------------------- NSGA-II
-def test_nsga2_front_covers_the_true_front(nb201, pixel3, cifar10, truth):
+def test_nsga2_front_covers_the_true_front(nb201, bench):
+    pixel3, cifar10, truth = bench
     problem, _ = problem_for(nb201, pixel3, cifar10)
     result = NSGA2Search(population=60, generations=30, seed=0).run(nb201, problem)
     front = result.front()
@@ -159,11 +201,11 @@ def test_nsga2_front_covers_the_true_front(nb201, pixel3, cifar10, truth):
     assert not any(((g <= f).all(axis=1) & (g < f).any(axis=1)).any() for g in f)  # non-dominated
 
 
-def test_nsga2_is_deterministic_and_respects_hard_limits(nb201, pixel3, cifar10):
+def test_nsga2_is_deterministic_and_respects_hard_limits(nb201, pixel3_model, cifar10_model):
     def run(seed):
-        latency = device_latency_metric(pixel3, nb201)
+        latency = device_latency_metric(pixel3_model, nb201)
         flops = cost_metrics(nb201, ["flops"])["flops"]
-        problem = SearchProblem(nb201, [accuracy_metric(cifar10, nb201), latency],
+        problem = SearchProblem(nb201, [accuracy_metric(cifar10_model, nb201), latency],
                                 [(flops, Constraint("flops", 1.0e8))])
         return NSGA2Search(population=20, generations=5, seed=seed).run(nb201, problem)
 
@@ -173,7 +215,8 @@ def test_nsga2_is_deterministic_and_respects_hard_limits(nb201, pixel3, cifar10)
     assert len(front) and (a.objectives["flops"][front] <= 1.0e8).all()
 
 
-def test_budgets_from_one_multi_objective_run(nb201, pixel3, cifar10, truth):
+def test_budgets_from_one_multi_objective_run(nb201, bench):
+    pixel3, cifar10, truth = bench
     problem, latency = problem_for(nb201, pixel3, cifar10)
     found = search_under_budgets(NSGA2Search(population=40, generations=15, seed=0), nb201, problem, latency,
                                  [4.0, 8.0, 16.0], hard=True)
@@ -187,9 +230,10 @@ def test_budgets_from_one_multi_objective_run(nb201, pixel3, cifar10, truth):
 
 
 # ---------------------------------------------------------------------- accuracy sources
-def test_ofa_accuracy_predictor_in_percent(data_dir, nb201):
+def test_ofa_accuracy_predictor_in_percent(full_data_dir, nb201):
+    """OFA's released predictor (ofa/acc_predictor.pth: one state dict, not in the fixture root)."""
     ofa = get_space("ofa_mbv3")
-    source = OFAAccuracyPredictor(data_dir=str(data_dir)).prepare(ofa)
+    source = OFAAccuracyPredictor(data_dir=str(full_data_dir)).prepare(ofa)
     largest = ofa.make([7] * 20, [6] * 20, [4] * 5, 224)
     smallest = ofa.make([3] * 20, [3] * 20, [2] * 5, 160)
     assert source.predict(ofa, [largest, smallest]).tolist() == pytest.approx([83.6, 75.3], abs=0.05)
@@ -198,11 +242,14 @@ def test_ofa_accuracy_predictor_in_percent(data_dir, nb201):
 
 
 def test_table_and_trained_accuracy_from_a_csv(tmp_path, nb201, cifar10):
+    """Real NB201 accuracies as a CSV: 600 rows to look up and learn from, 100 held out (the fixture root
+    lists 300: 200 and 100)."""
     truth = cifar10.ground_truth(nb201)
     keys = sorted(truth)
     rng = np.random.default_rng(0)
-    pick = rng.choice(len(keys), size=700, replace=False)
-    train, test = pick[:600], pick[600:]
+    n = rows(700)
+    pick = rng.choice(len(keys), size=n, replace=False)
+    train, test = pick[:n - 100], pick[n - 100:]
     csv = tmp_path / "acc.csv"
     csv.write_text("arch,accuracy\n" + "".join(f"{keys[i]},{truth[keys[i]]}\n" for i in train))
     table = TableAccuracy(csv).prepare(nb201)
