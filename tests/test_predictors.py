@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
 
 from hwnas.devices import TableDevice
 from hwnas.errors import ConfigError, DataError
@@ -15,6 +16,8 @@ from hwnas.predictors import PredictorEstimator, load_predictor
 from hwnas.predictors.data import TargetTransform, split_indices
 from hwnas.predictors.module import pairwise_rank_loss
 from hwnas.spaces import get_space
+
+from fixture_data import rows
 
 QUIET = dict(progress_bar=False)
 
@@ -52,11 +55,19 @@ def test_split_is_disjoint_and_complete():
 @pytest.mark.parametrize("kind", ["mlp", "gcn"])
 def test_predictor_learns_nb201_latency(nb201_pixel3, kind, tmp_path):
     space, archs, lat = nb201_pixel3
+    # train on 500 architectures, test on the next 3,000 (full table) / on 200, test on the other 100 (fixture,
+    # with 75 epochs instead of 30: about as many optimizer steps)
+    n_train = min(500, 2 * len(archs) // 3)
+    test = slice(n_train, min(3500, len(archs)))
     opts = dict(model="gcn", encoding="graph", hidden=[128], gcn_hidden=128, gcn_layers=4, lr=3e-3) if kind == "gcn" else {}
-    est = PredictorEstimator(epochs=30, batch_size=64, seed=0, **opts, **QUIET)
-    est.fit(space, archs[:500], lat[:500])
-    m = evaluate_predictions(est.predict(space, archs[500:3500]), lat[500:3500])
-    assert m["spearman"] > 0.85, m  # FLOPs alone reach 0.84 on this device
+    est = PredictorEstimator(epochs=30 * 500 // n_train, batch_size=64, seed=0, **opts, **QUIET)
+    est.fit(space, archs[:n_train], lat[:n_train])
+    m = evaluate_predictions(est.predict(space, archs[test]), lat[test])
+    # FLOPs alone reach 0.84 (full test set) / 0.85 (fixture); trained on shuffled latencies the MLP scores
+    # below 0.3 and the GCN up to 0.81 (seeds 0-2); trained: 0.93 / 0.91-0.92 (MLP / GCN, full), 0.94 / 0.92
+    # (fixture)
+    flops = spearmanr(space.costs(archs[test])["flops"], lat[test]).statistic
+    assert m["spearman"] > 0.85 and m["spearman"] > flops + 0.02, (m, flops)
     path = est.save(tmp_path / "p.pt")
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "hwnas-predictor/1" and raw["hparams"]["space"] == "nb201"
@@ -89,11 +100,13 @@ def test_gcn_needs_graph_encoding(nb201_pixel3):
 
 
 def test_train_predictor_job_and_predict_with_checkpoint(compose_cfg, tmp_path, data_dir):
+    n = rows(5_000)  # the FBNet table
+    samples = min(300, round(0.7 * n))  # of the 70 % training split
     cfg = compose_cfg("job=train_predictor", "search_space=fbnet", "device=help", "device.column=raspi4",
-                      f"paths.data_dir={data_dir}", "train.samples=300", "estimator.epochs=5",
+                      f"paths.data_dir={data_dir}", f"train.samples={samples}", "estimator.epochs=5",
                       "estimator.progress_bar=false", "logger=csv")
     m = run_job(cfg, run_dir=tmp_path / "train")
-    assert m["n_train"] == 300 and m["n_test"] == 750 and m["test/spearman"] > 0.5
+    assert m["n_train"] == samples and m["n_test"] == round(0.15 * n) and m["test/spearman"] > 0.5
     assert json.loads((tmp_path / "train" / "metrics.json").read_text())["test/rmse_ms"] > 0
     assert (tmp_path / "train" / "checkpoints" / "last.ckpt").exists()
     inp = tmp_path / "train" / "predictions.csv"
@@ -122,8 +135,9 @@ def test_interrupted_training_resumes(tmp_path, data_dir):
     import time
 
     run_dir = tmp_path / "run"
+    samples = min(2000, round(0.7 * rows(15_625)))  # of the 70 % training split
     args = [sys.executable, "-m", "hwnas", "job=train_predictor", "search_space=nb201", "device=help",
-            "device.column=pixel3", f"paths.data_dir={data_dir}", "train.samples=2000", "estimator.epochs=150",
+            "device.column=pixel3", f"paths.data_dir={data_dir}", f"train.samples={samples}", "estimator.epochs=150",
             "estimator.progress_bar=false", "logger=none", f"hydra.run.dir={run_dir}"]
     # Ctrl-C as in a terminal: a child inherits an ignored SIGINT (some earlier test of the session may
     # leave pytest's SIGINT ignored), and Python installs no KeyboardInterrupt handler then
