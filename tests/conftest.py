@@ -10,7 +10,6 @@ from hydra.core.global_hydra import GlobalHydra
 
 from fixture_data import DATA_ROOT, FULL_DATA, needs_full_data
 
-REPO = Path(__file__).resolve().parents[1]
 #: The library finds the data root of this run through HWNAS_DATA, as a user's run would.
 os.environ["HWNAS_DATA"] = str(DATA_ROOT)
 

@@ -9,7 +9,7 @@ out="$repo/docs/records/$name.md"
 work=$(mktemp -d "${TMPDIR:-/tmp}/hwnas-fresh.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-main_cmd=$(awk '/^```bash/ {inside=1; next} /^```/ {if (inside) exit} inside' "$repo/README.md" | sed -n 1p)
+main_cmd=$("$repo/.ci/readme-command" 1)
 git clone -q "$repo" "$work/hwnas"
 commit=$(git -C "$work/hwnas" rev-parse --short HEAD)
 python3 -m venv "$work/venv"
