@@ -68,3 +68,20 @@ def pytest_report_header(config):
     if FULL_DATA is not None:
         return f"hwnas data root: {DATA_ROOT} (full reference tables)"
     return f"hwnas data root: {DATA_ROOT} (fixture subsets; tests that need the full tables skip)"
+
+
+def user_error_line(code: int, err: str, *needles: str) -> str:
+    """The one ``hwnas: error:`` line of a failed run: non-zero exit, no traceback, every needle in that line."""
+    assert code != 0, f"no error (exit 0):\n{err}"
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("hwnas: error:")]
+    assert len(lines) == 1, f"expected one 'hwnas: error:' line, got:\n{err}"
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+@pytest.fixture
+def one_line_error():
+    """``one_line_error(code, err, *needles)``: see :func:`user_error_line`."""
+    return user_error_line

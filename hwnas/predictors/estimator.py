@@ -34,7 +34,10 @@ def checkpointing(ckdir: Path) -> tuple[list, Path | None]:
 def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=False, progress: bool | None = None,
                  callbacks: Sequence = (), validate: bool = True) -> pl.Trainer:
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else dict(trainer_cfg or DEFAULT_TRAINER)
-    cfg.update(max_epochs=int(max_epochs), logger=logger, enable_model_summary=False, callbacks=list(callbacks),
+    from hwnas.interrupts import lightning_progress
+
+    cfg.update(max_epochs=int(max_epochs), logger=logger, enable_model_summary=False,
+               callbacks=[*callbacks, lightning_progress()],  # where a fit stopped, for the interrupt message
                default_root_dir=str(work_dir) if work_dir else None, enable_checkpointing=bool(callbacks))
     cfg.setdefault("log_every_n_steps", 1)
     if not validate:
