@@ -37,20 +37,20 @@ def test_bigger_network_is_slower():
 
 
 def test_store_resumes_and_repairs_a_torn_row(tmp_path):
-    path = tmp_path / "m.csv"
-    store = MeasurementStore(path, ["arch", "latency_ms"])
-    store.append({"arch": "a", "latency_ms": 1.0})
-    store.append({"arch": "b", "latency_ms": 2.0})
-    with pytest.raises(DataError, match="already measured"):
-        store.append({"arch": "a", "latency_ms": 3.0})
+    path, who = tmp_path / "m.csv", {"rows": "test"}
+    with MeasurementStore(path, ["arch", "latency_ms"], who) as store:
+        store.append({"arch": "a", "latency_ms": 1.0})
+        store.append({"arch": "b", "latency_ms": 2.0})
+        with pytest.raises(DataError, match="already measured"):
+            store.append({"arch": "a", "latency_ms": 3.0})
     with open(path, "a") as fh:  # a kill in the middle of a write
         fh.write("c,4.")
-    again = MeasurementStore(path, ["arch", "latency_ms"])
-    assert len(again) == 2 and "b" in again and "c" not in again
-    again.append({"arch": "c", "latency_ms": 4.0})
+    with MeasurementStore(path, ["arch", "latency_ms"], who) as again:
+        assert len(again) == 2 and "b" in again and "c" not in again
+        again.append({"arch": "c", "latency_ms": 4.0})
     assert [r["arch"] for r in csv.DictReader(open(path))] == ["a", "b", "c"]
     with pytest.raises(DataError, match="missing \\['std_ms'\\]"):
-        MeasurementStore(path, ["arch", "latency_ms", "std_ms"])
+        MeasurementStore(path, ["arch", "latency_ms", "std_ms"], who)
 
 
 def test_local_device_options_and_descriptor():

@@ -4,6 +4,8 @@ Each subnet is extracted, its batch norms recalibrated on training images, then 
 val (default) or test split. Rows are appended and fsync'ed one by one (the latency store), so an
 interrupted run loses nothing and a rerun evaluates only the architectures still missing.
 ``arch`` is the space's canonical string: the file is what search reads as its accuracy objective.
+One run writes the file at a time, and only accuracies of the same supernet (its checkpoint's content),
+data, split and recalibration are added to it.
 """
 from __future__ import annotations
 
@@ -15,12 +17,29 @@ from tqdm import tqdm
 
 from hwnas.errors import ConfigError, choices_text
 from hwnas.jobs.train_supernet import load_supernet_with_data, set_threads
-from hwnas.measure import MeasurementStore
+from hwnas.measure import MeasurementStore, provenance
 from hwnas.supernet import evaluate_subnet, largest_arch, smallest_arch
 from hwnas.supernet.data import SPLITS
 from hwnas.supernet.evaluation import pick_device
 
 COLUMNS = ["arch", "accuracy"]
+
+
+#: data options that do not change a subnet's score: evaluation batching, loading, training-time augmentation,
+#: the image size (taken from the checkpoint)
+NEUTRAL_DATA_OPTIONS = ("eval_batch_size", "num_workers", "download", "augment", "max_shift", "image_size")
+
+
+def identity(cfg, checkpoint: Path, data_name: str, split: str) -> dict[str, object]:
+    """What every accuracy in the file depends on besides the subnet: the supernet's weights (checkpoint
+    content), the data and its split, and the batch-norm recalibration (images, batch size)."""
+    data = cfg.data
+    drop = list(NEUTRAL_DATA_OPTIONS)
+    if data.get("md5"):  # checksummed data is the same wherever it lives
+        drop.append("root")
+    return {"rows": "top-1 accuracy of subnets (job=eval_subnets)", "supernet.sha256": provenance.file_digest(checkpoint),
+            "data.name": data_name, **provenance.options("data", data, drop=drop), "eval_subnets.split": split,
+            "eval_subnets.calibration_images": int(cfg.eval_subnets.calibration_images)}
 
 
 def requested_archs(space, n: int, seed: int, include_extremes: bool) -> list:
@@ -51,23 +70,25 @@ def run(cfg, ctx) -> dict[str, float]:
     space = supernet.space
     archs = requested_archs(space, int(ec.n), int(ec.seed), bool(ec.include_extremes))
     output = Path(ec.output) if ec.get("output") else checkpoint.parent / f"accuracy_{split}.csv"
-    store = MeasurementStore(output, COLUMNS)
-    todo = [a for a in archs if space.to_string(a) not in store]
-    device = pick_device(str(ec.device))
-    supernet.to(device)
-    t0 = time.perf_counter()
-    if todo:
-        calibration = [x.to(device) for x in dm.calibration_batches(int(ec.calibration_images))]
-        loader = dm.split_loader(split)
-        for arch in tqdm(todo, desc=f"subnets ({split})", unit="subnet", dynamic_ncols=True):
-            acc = evaluate_subnet(supernet, arch, calibration, loader, device)
-            store.append({"arch": space.to_string(arch), "accuracy": f"{acc:.4f}"})
-    seconds = time.perf_counter() - t0
-    by_arch = {row["arch"]: float(row["accuracy"]) for row in store.rows}
+    with MeasurementStore(output, COLUMNS, identity(cfg, checkpoint, dm.name, split),
+                          option="eval_subnets.output") as store:
+        todo = [a for a in archs if space.to_string(a) not in store]
+        device = pick_device(str(ec.device))
+        supernet.to(device)
+        t0 = time.perf_counter()
+        if todo:
+            calibration = [x.to(device) for x in dm.calibration_batches(int(ec.calibration_images))]
+            loader = dm.split_loader(split)
+            for arch in tqdm(todo, desc=f"subnets ({split})", unit="subnet", dynamic_ncols=True):
+                acc = evaluate_subnet(supernet, arch, calibration, loader, device)
+                store.append({"arch": space.to_string(arch), "accuracy": f"{acc:.4f}"})
+        seconds = time.perf_counter() - t0
+        by_arch = {row["arch"]: float(row["accuracy"]) for row in store.rows}
+        n_rows = len(store)
     acc = np.array([by_arch[space.to_string(a)] for a in archs])
     print(f"{len(todo)} subnets evaluated now ({len(archs) - len(todo)} already in the file), {seconds:.1f} s; "
           f"{split} top-1 {acc.min():.2f} .. {acc.max():.2f} % (mean {acc.mean():.2f}) -> {output}")
-    return {"n_requested": len(archs), "n_evaluated": len(todo), "n_rows": len(store), "seconds": seconds,
+    return {"n_requested": len(archs), "n_evaluated": len(todo), "n_rows": n_rows, "seconds": seconds,
             "accuracy_mean": float(acc.mean()), "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max()),
             "accuracy_std": float(acc.std()), "accuracy_p10": float(np.percentile(acc, 10)),
             "accuracy_median": float(np.median(acc))}

@@ -2,7 +2,9 @@
 
 Each row is durable the moment it is measured; rerunning the same command measures only what
 is missing. The noise floor (median coefficient of variation of re-measured architectures) is
-reported beside the data, so every estimator's error can be read against it.
+reported beside the data, so every estimator's error can be read against it. The file may be shared
+between runs (the default output is one per space and device): one run writes it at a time, and only
+rows of the space options, device and protocol it was created with are added to it.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from hwnas.data.tables import read_arch_column
 from hwnas.devices import LocalDevice, require_local
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
-from hwnas.measure import MeasurementStore
+from hwnas.measure import MeasurementStore, provenance
 
 COLUMNS = ["arch", "latency_ms", "std_ms", "iqr_ms", "min_ms", "repeats", "number", "params", "flops",
            "device", "hardware", "threads", "torch", "batch_size", "input_shape", "measured_at"]
@@ -78,7 +80,12 @@ def run(cfg, ctx) -> dict[str, float]:
     require_local(device, "measure", "measures on this machine")
     archs = requested_archs(cfg, space)
     output = Path(cfg.measure.output) if cfg.measure.get("output") else default_output(cfg, space, device)
-    store = MeasurementStore(output, COLUMNS)
+    identity = provenance.local_latency("latency of architectures (job=measure)", cfg.search_space, device)
+    with MeasurementStore(output, COLUMNS, identity) as store:  # locked until the noise floor is in
+        return _measure(cfg, ctx, space, device, archs, store, output)
+
+
+def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: MeasurementStore, output: Path) -> dict[str, float]:
     before = len(store)
     t0 = time.perf_counter()
     measured = measure_into(store, space, device, archs, desc=f"measuring {space.name} on {device.name}")
