@@ -13,6 +13,22 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.regression import (KendallRankCorrCoef, MeanAbsolutePercentageError, MeanSquaredError,
                                      SpearmanCorrCoef)
 
+from hwnas.errors import ConfigError, DataError
+
+
+#: Fewest predictions a score is computed on: the rank correlations of two points are always +-1 and of one
+#: undefined (torchmetrics fails on one; Spearman is reported as 0.0), so a smaller test set scores nothing.
+MIN_SCORED = 3
+
+
+def require_scorable(n: int, what: str, setting: str = "") -> None:
+    """A one-line DataError (ConfigError when ``setting`` names the option that chose ``n``) for a set too small
+    to score; ``what`` says which set it is (e.g. "the test split")."""
+    if n < MIN_SCORED:
+        text = (f"{what} has {n} architecture(s); scoring needs >= {MIN_SCORED} (Spearman and Kendall of two points "
+                f"are always +-1, of one undefined)")
+        raise (ConfigError(f"{setting}: {text}") if setting else DataError(text))
+
 
 class WithinRelativeError(Metric):
     """Fraction of predictions with ``|pred - true| / true <= tolerance`` (nn-Meter's "±10 % accuracy")."""
@@ -77,9 +93,12 @@ def _collection(prefix: str) -> MetricCollection:
 
 
 def evaluate_predictions(pred, target, prefix: str = "") -> dict[str, float]:
-    """All latency metrics of predictions against the truth, as plain floats."""
-    p = torch.as_tensor(np.asarray(pred, dtype=np.float64), dtype=torch.float64)
-    t = torch.as_tensor(np.asarray(target, dtype=np.float64), dtype=torch.float64)
+    """All latency metrics of predictions against the truth, as plain floats (>= ``MIN_SCORED`` of them)."""
+    p = torch.as_tensor(np.asarray(pred, dtype=np.float64), dtype=torch.float64).reshape(-1)
+    t = torch.as_tensor(np.asarray(target, dtype=np.float64), dtype=torch.float64).reshape(-1)
+    if len(p) != len(t):
+        raise DataError(f"{len(p)} predictions for {len(t)} true latencies: each architecture needs one of each")
+    require_scorable(len(t), f"{prefix.rstrip('/') or 'the scored set'}")
     metrics = latency_metrics(prefix).to(torch.float64)
     metrics.update(p, t)
     out = {k: float(v) for k, v in metrics.compute().items()}

@@ -63,3 +63,18 @@ def number(value: Any, name: str, minimum: float | None = None, maximum: float |
         allowed = low if low and maximum is None else _range_text(minimum, maximum)
         raise ConfigError(f"{name} = {value!r} is out of range; it must be {allowed}" + hint)
     return out
+
+
+def warn(message: str) -> None:
+    """One ``hwnas: warning:`` line on stderr, for input that is used but may not mean what the user meant
+    (moderately disagreeing re-measurements, a checkpoint whose role is judged from its contents)."""
+    import sys
+
+    print(f"hwnas: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def count(value: Any, name: str, minimum: int, maximum: int | None = None, allow_none: bool = False,
+          why: str = "") -> int | None:
+    """:func:`integer` for a number of items (samples, rows, steps) whose minimum the computation needs;
+    ``why`` (e.g. "a rank correlation needs 3 points") is appended to the message of a value out of range."""
+    return integer(value, name, minimum, maximum, allow_none, hint=f" ({why})" if why else "")
