@@ -1,7 +1,15 @@
-"""The LightningModule that trains every latency predictor, and its portable checkpoint."""
+"""The LightningModule that trains every latency (and accuracy) predictor, and its portable checkpoint.
+
+A checkpoint records what it predicts (``predicts``: target, unit, search space), and every loader
+of an hwnas checkpoint goes through :func:`read_checkpoint`, which names the file, what it holds and
+what the role needs when they differ: an accuracy predictor is never read as a latency model, nor a
+supernet as a predictor, nor a latency predictor as OFA's accuracy predictor.
+"""
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -11,11 +19,18 @@ import torch.nn.functional as F
 from hwnas.errors import ConfigError, DataError
 from hwnas.io import atomic_torch_save
 from hwnas.metrics import latency_metrics
+from hwnas.options import warn
 from hwnas.predictors.data import TargetTransform
 from hwnas.predictors.models import build_model
 
 LOSSES = ("mse", "l1", "huber")
 FORMAT = "hwnas-predictor/1"
+#: What a predictor can be trained to predict, and the unit of its output.
+TARGETS = {"latency": "ms", "accuracy": "percent"}
+#: Formats of the other hwnas checkpoints (hwnas.predictors.transfer, hwnas.supernet.ofa own them; named here
+#: so that a file of one kind given where another is expected is recognised).
+TRANSFER_FORMAT = "hwnas-transfer/1"
+SUPERNET_FORMAT = "hwnas-supernet/1"
 
 
 def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -38,8 +53,11 @@ class LatencyPredictor(pl.LightningModule):
     def __init__(self, model: str = "mlp", model_kwargs: dict | None = None, lr: float = 1e-3,
                  weight_decay: float = 0.0, loss: str = "mse", rank_weight: float = 0.0,
                  target_transform: str = "log", target_mean: float = 0.0, target_std: float = 1.0,
-                 space: str = "", encoding: str = "onehot", encoding_dim: int = 0, scheduler: str = "cosine"):
+                 space: str = "", encoding: str = "onehot", encoding_dim: int = 0, scheduler: str = "cosine",
+                 target: str = "latency"):
         super().__init__()
+        if target not in TARGETS:
+            raise ConfigError(f"predictor target = {target!r} is not allowed; allowed: {', '.join(TARGETS)}")
         if loss not in LOSSES:
             raise ConfigError(f"estimator.loss = {loss!r} is not allowed; allowed: mse, l1, huber")
         if scheduler not in ("cosine", "none"):
@@ -87,28 +105,203 @@ class LatencyPredictor(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 
+def set_target(module: LatencyPredictor, target: str) -> LatencyPredictor:
+    """Record that ``module`` predicts ``target`` (a key of :data:`TARGETS`); saved with it."""
+    if target not in TARGETS:
+        raise ConfigError(f"predictor target = {target!r} is not allowed; allowed: {', '.join(TARGETS)}")
+    module.hparams.target = target
+    return module
+
+
+def predicts(module: LatencyPredictor) -> dict:
+    """The record a checkpoint carries of what its network predicts: target, unit, search space."""
+    target = module.hparams.get("target", "latency")
+    return {"target": target, "unit": TARGETS[target], "space": module.hparams.get("space", "")}
+
+
 def save_predictor(module: LatencyPredictor, path: str | os.PathLike) -> Path:
-    """Atomically write ``{format, hparams, state_dict}`` (primitives and tensors only)."""
-    payload = {"format": FORMAT, "hparams": dict(module.hparams), "state_dict": module.net.state_dict()}
+    """Atomically write ``{format, predicts, hparams, state_dict}`` (primitives and tensors only)."""
+    payload = {"format": FORMAT, "predicts": predicts(module), "hparams": dict(module.hparams),
+               "state_dict": module.net.state_dict()}
     return atomic_torch_save(payload, path)
 
 
-def read_checkpoint(path: str | os.PathLike, what: str = "predictor", fmt: str = FORMAT) -> dict:
-    """The payload of an hwnas checkpoint (``weights_only`` load), or a one-line DataError."""
-    path = Path(path)
+# ----------------------------------------------------------------------------- what a file is, what a role needs
+@dataclass(frozen=True)
+class Role:
+    """A place that reads a checkpoint: what it needs, where such a file comes from, the option naming it."""
+
+    noun: str       # "... is not <noun>"
+    needs: str
+    source: str
+    setting: str
+
+
+ROLES = {
+    "latency": Role("an hwnas predictor checkpoint", "a latency predictor (ms)",
+                    "e.g. the predictor.pt of job=train_predictor", "estimator.checkpoint"),
+    "accuracy": Role("an hwnas predictor checkpoint", "an accuracy predictor (percent)", "e.g. the "
+                     "accuracy_predictor.pt that accuracy=predictor accuracy.fit_data=<CSV> writes in its run dir",
+                     "accuracy.checkpoint"),
+    "ofa_accuracy": Role("a state dict of OFA's accuracy predictor", "OFA's published accuracy predictor",
+                         "ofa/acc_predictor.pth of the data root (a state dict of Linear 128-400-400-400-1)",
+                         "accuracy.path"),
+    "supernet": Role("an hwnas supernet checkpoint", "an OFA supernet", "the supernet.pt of job=train_supernet",
+                     "the supernet checkpoint"),
+    "transfer": Role("an hwnas transfer checkpoint", "a multi-device latency predictor",
+                     "the pretrained.pt of job=transfer",
+                     "the pretrained predictor"),
+}
+#: Where a file of each kind belongs (``{}``: its path).
+USES = {"latency": "this file belongs in estimator=predictor estimator.checkpoint={}",
+        "accuracy": "this file belongs in accuracy=predictor accuracy.checkpoint={}",
+        "ofa_accuracy": "this file belongs in accuracy=ofa_predictor accuracy.path={}",
+        "supernet": "this file belongs in job=eval_subnets eval_subnets.checkpoint={}",
+        "transfer": "this file is job=transfer's pretraining cache, adapted to each target device there",
+        "lightning": "the job's finished model is the .pt file it wrote in its run dir (predictor.pt, supernet.pt)"}
+_UNRECORDED = "an earlier hwnas wrote it without a target record"
+_OFA_KEYS = {f"{i}.{p}" for i in (0, 2, 4, 6) for p in ("weight", "bias")}
+_LN_100 = math.log(100.0)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a loaded checkpoint holds: ``kind`` (a key of ROLES, ``lightning`` or ``unknown``) and in words;
+    ``judged``: for an hwnas predictor that records no target, how its target was told from its contents."""
+
+    kind: str
+    description: str
+    judged: str = ""
+    certain: bool = True
+
+
+def judge_target(payload: dict) -> tuple[str, str, bool]:
+    """``(target, how, certain)`` of an ``hwnas-predictor/1`` payload; see :func:`load_predictor` for the rule."""
+    record = payload.get("predicts")
+    hp = payload.get("hparams") if isinstance(payload.get("hparams"), dict) else {}
+    for where in (record, hp):
+        if isinstance(where, dict) and where.get("target") in TARGETS:
+            return where["target"], "", True
+    transform, mean = hp.get("target_transform", "log"), hp.get("target_mean", 0.0)
+    mean = float(mean) if isinstance(mean, (int, float)) else 0.0
+    seen = f"target_transform={transform}, target mean {mean:.4g}"
+    if (transform == "log" and mean > _LN_100) or (transform == "none" and mean > 100.0):
+        return "latency", f"{seen}, which no percentage averages", True
+    if transform == "log":
+        return "latency", f"{seen}, as hwnas trains latency predictors", False
+    return "accuracy", f"{seen}, as accuracy=predictor trains", False
+
+
+def identify(payload) -> Identity:
+    """What a ``torch.load``-ed checkpoint holds, from its format record or, for foreign files, its keys."""
+    if not isinstance(payload, dict):
+        return Identity("unknown", f"a {type(payload).__name__}, not a checkpoint dict")
+    fmt = payload.get("format")
+    if fmt == FORMAT:
+        target, how, certain = judge_target(payload)
+        hp = payload.get("hparams") if isinstance(payload.get("hparams"), dict) else {}
+        space = (payload.get("predicts") or {}).get("space") or hp.get("space") or "?"
+        return Identity(target, f"{'an' if target[0] in 'aeiou' else 'a'} {target} predictor ({TARGETS[target]}, "
+                                f"search space {space})", how, certain)
+    if fmt == TRANSFER_FORMAT:
+        space = (payload.get("hparams") or {}).get("space", "?")
+        return Identity("transfer", f"job=transfer's multi-device latency predictor (search space {space}; it predicts "
+                                    f"for a device only once adapted to its samples)")
+    if fmt == SUPERNET_FORMAT:
+        space = (payload.get("space") or {}).get("name", "?")
+        return Identity("supernet", f"an OFA supernet of job=train_supernet (search space {space})")
+    if "pytorch-lightning_version" in payload:
+        return Identity("lightning", "a PyTorch Lightning training checkpoint (the resume state in checkpoints/)")
+    if isinstance(fmt, str):
+        return Identity("unknown", f"a checkpoint of format {fmt!r} (a newer hwnas?)")
+    keys = {str(k).removeprefix("layers.") for k in payload}
+    if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        if "0.weight" in keys and keys <= _OFA_KEYS | {"base_acc"}:
+            return Identity("ofa_accuracy", "OFA's published accuracy predictor (ImageNet top-1 as a fraction, on "
+                                            "OFA's 128-d encoding)")
+        shown = ", ".join(sorted(map(str, payload))[:3])
+        return Identity("unknown", f"a bare state dict (keys {shown}, ...) without an hwnas format record")
+    shown = ", ".join(sorted(map(str, payload))[:4])
+    return Identity("unknown", f"a dict without an hwnas format record (keys {shown})")
+
+
+def _load(path: Path, role: Role, setting: str):
     if not path.is_file():
-        raise DataError(f"{what} checkpoint '{path}' does not exist")
+        raise DataError(f"{setting} '{path}' does not exist; it needs {role.needs}, {role.source}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise DataError(f"'{path}' is not an hwnas {what} checkpoint ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
-        raise DataError(f"'{path}' is not an hwnas {what} checkpoint (expected format {fmt})")
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        # torch.save writes a zip (PK..) or, before torch 1.6, a pickle (0x80): anything else is no torch file
+        what = (f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}" if head[:2] == b"PK" or head[:1] == b"\x80"
+                else "not a torch.save file at all: a CSV, text or other file")
+        raise DataError(f"{setting} '{path}' is not {role.noun} ({what}); it needs {role.source}") from None
+
+
+def read_checkpoint(path: str | os.PathLike, role: str = "latency", setting: str | None = None) -> dict:
+    """The payload of a checkpoint for ``role`` (a key of :data:`ROLES`; ``setting``: the option that named the
+    file, for the message), or one DataError line naming the file, what it holds and what the role needs."""
+    need, path = ROLES[role], Path(path)
+    setting = setting or need.setting
+    payload = _load(path, need, setting)
+    identity = identify(payload)
+    if identity.kind != role:
+        if identity.kind == "unknown":
+            raise DataError(f"{setting} '{path}' is not {need.noun}: it is {identity.description}; "
+                            f"{setting} needs {need.needs}, {need.source}")
+        judged = f" by its contents ({_UNRECORDED}: {identity.judged})" if identity.judged else ""
+        use = USES.get(identity.kind, "").format(path)
+        stamp = ""
+        if not identity.certain and role in TARGETS:
+            stamp = f"; if it does predict {role}, {_stamp(path, role)} records that"
+        raise DataError(f"{setting} '{path}' is {identity.description}{judged}, not {need.needs}: {setting} needs "
+                        f"{need.source}" + (f"; {use}" if use else "") + stamp)
+    if not identity.certain:
+        other = next(t for t in TARGETS if t != role)
+        warn(f"{setting} '{path}' is read as {identity.description} by its contents ({_UNRECORDED}: "
+             f"{identity.judged}); if it predicts {other}, {_stamp(path, other)} records that")
     return payload
 
 
-def load_predictor(path: str | os.PathLike) -> LatencyPredictor:
-    payload = read_checkpoint(path)
-    module = LatencyPredictor(**payload["hparams"])
+def _stamp(path, target: str) -> str:
+    return f"python -c \"from hwnas.predictors.module import stamp_predictor; stamp_predictor('{path}', '{target}')\""
+
+
+def load_predictor(path: str | os.PathLike, target: str = "latency", setting: str | None = None) -> LatencyPredictor:
+    """The predictor of a :func:`save_predictor` file, refused (one DataError line) unless it predicts ``target``.
+
+    Files of earlier hwnas versions record no target; it is told from the target statistics they hold
+    (``target_transform`` and ``target_mean``, the mean of the transformed training targets):
+
+    - a mean no percentage can have (transform ``none``: > 100; ``log``: > ln 100) is latency, for certain;
+    - otherwise the transform decides: ``log`` (hwnas's latency default) is latency, ``none`` (the default of
+      ``accuracy=predictor``) is accuracy. Such a file loads in the role so judged with a one-line warning
+      saying so, and the other role refuses it with the same reason: a judgement that is wrong is never
+      silent. :func:`stamp_predictor` records the target of such a file once for all.
+    """
+    payload = read_checkpoint(path, target, setting)
+    module = LatencyPredictor(**{**payload["hparams"], "target": target})
     module.net.load_state_dict(payload["state_dict"])
     return module.eval()
+
+
+def load_into(estimator, path: str | os.PathLike, target: str, setting: str):
+    """Give a ``PredictorEstimator`` built without a checkpoint the predictor of ``path``, checked to predict
+    ``target`` (its own ``checkpoint=`` reads latency predictors named by ``estimator.checkpoint`` only)."""
+    estimator.module = load_predictor(path, target, setting)
+    estimator.checkpoint, estimator.needs_fit, estimator.fitted = str(path), False, True
+    return estimator
+
+
+def stamp_predictor(path: str | os.PathLike, target: str) -> Path:
+    """Record in an earlier hwnas predictor file (no ``predicts`` record) that it predicts ``target``."""
+    if target not in TARGETS:
+        raise ConfigError(f"target = {target!r} is not allowed; allowed: {', '.join(TARGETS)}")
+    path = Path(path)
+    payload = _load(path, ROLES[target], "predictor")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DataError(f"'{path}' is {identify(payload).description}, not an hwnas predictor checkpoint")
+    payload["hparams"] = {**payload["hparams"], "target": target}
+    payload["predicts"] = {"target": target, "unit": TARGETS[target], "space": payload["hparams"].get("space", "")}
+    return atomic_torch_save(payload, path)

@@ -36,12 +36,12 @@ from hwnas.estimators.base import LatencyEstimator
 from hwnas.predictors.data import LatencyDataModule, TargetTransform, featurize
 from hwnas.predictors.estimator import PredictorEstimator
 from hwnas.predictors.models import GCNPredictor, MLPPredictor
-from hwnas.predictors.module import LatencyPredictor, read_checkpoint
+from hwnas.predictors.module import TRANSFER_FORMAT, LatencyPredictor, predicts, read_checkpoint
 
 SELECTIONS = ("random", "encoding_diverse", "flops_quantile")
 REPRESENTATIONS = ("reference", "embedding", "descriptor")
 EMBEDDING_INITS = ("nearest", "mean")
-FORMAT = "hwnas-transfer/1"
+FORMAT = TRANSFER_FORMAT
 
 
 # ----------------------------------------------------------------------------- sample selection
@@ -420,14 +420,16 @@ class MultiDevicePredictor:
         """Atomically write network + device states (primitives only: loads with ``weights_only=True``)."""
         if self.module is None:
             raise ConfigError("nothing to save: the multi-device predictor has not been trained")
-        payload = {"format": FORMAT, "hparams": copy.deepcopy(dict(self.module.hparams)),
+        payload = {"format": FORMAT, "predicts": predicts(self.module),
+                   "hparams": copy.deepcopy(dict(self.module.hparams)),
                    "state_dict": self.module.net.state_dict(), "meta": self.meta(),
                    "fingerprint": json.dumps(fingerprint or {}, sort_keys=True, default=str)}
         return atomic_torch_save(payload, path)
 
     @staticmethod
-    def read(path) -> dict:
-        return read_checkpoint(path, "transfer", FORMAT)
+    def read(path, setting: str | None = None) -> dict:
+        """A multi-device predictor file's payload; a predictor, supernet or other file is refused by name."""
+        return read_checkpoint(path, "transfer", setting)
 
     @classmethod
     def load(cls, path, estimator: PredictorEstimator) -> "MultiDevicePredictor":

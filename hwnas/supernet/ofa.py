@@ -21,7 +21,7 @@ from hwnas.spaces import get_space
 from hwnas.spaces.ofa import MAX_DEPTH, N_STAGES, STAGE_ACTS, STAGE_SE, STAGE_STRIDES, OFAArch, OFAMobileNetV3
 from hwnas.supernet.elastic import ElasticMBConv
 
-FORMAT = "hwnas-supernet/1"
+FORMAT = "hwnas-supernet/1"  # = hwnas.predictors.module.SUPERNET_FORMAT
 
 
 def space_spec(space: OFAMobileNetV3) -> dict[str, Any]:
@@ -170,11 +170,13 @@ def save_supernet(supernet: OFASupernet, path: str | os.PathLike, **meta) -> Pat
     return atomic_torch_save(payload, path)
 
 
-def load_supernet(path: str | os.PathLike) -> tuple[OFASupernet, dict]:
-    """The supernet of a :func:`save_supernet` file and its ``meta`` (data name, image size, schedule...)."""
+def load_supernet(path: str | os.PathLike, setting: str | None = None) -> tuple[OFASupernet, dict]:
+    """The supernet of a :func:`save_supernet` file and its ``meta`` (data name, image size, schedule...);
+    a predictor (latency, accuracy, OFA's) or any other file is refused in one line naming what it is
+    (``setting``: the option that named the file)."""
     from hwnas.predictors.module import read_checkpoint
 
-    payload = read_checkpoint(path, what="supernet", fmt=FORMAT)
+    payload = read_checkpoint(path, "supernet", setting)
     supernet = OFASupernet(space_from_spec(payload["space"]))
     try:
         supernet.load_state_dict(payload["state_dict"])
