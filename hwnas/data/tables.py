@@ -415,15 +415,54 @@ def load_syed(
     return read_latency_table(data_path(f"{SYED_DIR}/{key}.csv", data_dir), allow_duplicates=allow_duplicates)
 
 
+#: Repeated rows of one architecture are re-measurements: averaged when they agree (latency: max/min within
+#: x1.5, a device's run-to-run noise; accuracy: within 2 points), averaged with a one-line warning when they
+#: disagree moderately (up to x3, 10 points), and refused beyond: a mean of 1 ms and 1000 ms describes neither.
+LATENCY_REPEATS = (1.5, 3.0)
+ACCURACY_REPEATS = (2.0, 10.0)
+
+
+def merge_repeats(keys: Sequence[str], values, what: str, latency: bool = True) -> dict[str, float]:
+    """``{key: mean value}`` over the rows of each key (row ``i`` is data row ``i + 1`` of ``what``), checking
+    that repeated rows agree (:data:`LATENCY_REPEATS` as a ratio, or :data:`ACCURACY_REPEATS` in points)."""
+    from hwnas.options import warn
+
+    values = np.asarray(values, dtype=np.float64)
+    agree, disagree = LATENCY_REPEATS if latency else ACCURACY_REPEATS
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    moderate = []
+    for key, rows in groups.items():
+        if len(rows) < 2:
+            continue
+        v = values[rows]
+        spread = float(v.max() / v.min()) if latency else float(v.max() - v.min())
+        if spread > agree:
+            moderate.append((spread, key, rows))
+    if moderate:
+        spread, key, rows = max(moderate)
+        v = values[rows]
+        shown = ", ".join(f"{x:.6g}{' ms' if latency else ' %'} at {_where(r)}" for x, r in zip(v[:5], rows[:5]))
+        shown += ", ..." if len(rows) > 5 else ""
+        gap = f"max/min {spread:.3g}" if latency else f"{spread:.3g} points apart"
+        rule = (f"re-measurements agree within x{agree:g} (averaged up to x{disagree:g})" if latency else
+                f"re-evaluations agree within {agree:g} points (averaged up to {disagree:g})")
+        text = f"{what} lists architecture {key} {len(rows)} times with values that disagree: {shown} ({gap})"
+        if spread > disagree:
+            raise DataError(f"{text}; {rule}: fix or drop the wrong rows")
+        warn(f"{text}; averaged, but {rule}" + (f"; {len(moderate) - 1} more such architectures"
+                                               if len(moderate) > 1 else ""))
+    return {key: float(values[rows].mean()) for key, rows in groups.items()}
+
+
 def mean_by_arch(space, strings: Sequence[str], values: np.ndarray, what: str) -> dict[str, float]:
-    """Canonical architecture string -> mean value over repeated rows (``what`` names the table in errors)."""
+    """Canonical architecture string -> mean accuracy over repeated rows (``what`` names the table in errors);
+    repeats that disagree by more than :data:`ACCURACY_REPEATS` points are refused (see :func:`merge_repeats`)."""
     from hwnas.errors import InvalidArchitecture
 
     try:
         archs = space.from_strings(strings)
     except InvalidArchitecture as exc:
         raise DataError(f"{what} holds architectures that are not in search space {space.name}: {exc}") from None
-    groups: dict[str, list[float]] = {}
-    for arch, value in zip(archs, np.asarray(values, dtype=np.float64).tolist()):
-        groups.setdefault(space.to_string(arch), []).append(value)
-    return {k: float(np.mean(v)) for k, v in groups.items()}
+    return merge_repeats([space.to_string(a) for a in archs], values, what, latency=False)

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from hwnas.data.root import data_path
-from hwnas.data.tables import LATENCY_COLUMN, load_syed, read_latency_table, read_wide_table
+from hwnas.data.tables import LATENCY_COLUMN, load_syed, merge_repeats, read_latency_table, read_wide_table
 from hwnas.devices.base import Device
 from hwnas.devices.specs import descriptor_for
 from hwnas.errors import ConfigError, DataError, InvalidArchitecture, choices_text
@@ -62,16 +62,15 @@ class TableDevice(Device):
 
     @functools.lru_cache(maxsize=4)
     def _index(self, space) -> dict[str, float]:
-        """Canonical arch string -> latency (mean over repeated rows); table strings are re-canonicalized."""
+        """Canonical arch string -> latency; table strings are re-canonicalized. Repeated rows of one
+        architecture are averaged when they agree as re-measurements do, and refused when they disagree
+        wildly (:func:`hwnas.data.tables.merge_repeats`)."""
         try:
             archs = space.from_strings(self.table.archs)
         except InvalidArchitecture as exc:
             raise DataError(f"table '{self.source}' holds architectures that are not in search space "
                             f"{space.name}: {exc}") from None
-        sums: dict[str, list[float]] = {}
-        for arch, lat in zip(archs, self.table.latency_ms):
-            sums.setdefault(space.to_string(arch), []).append(float(lat))
-        return {k: float(np.mean(v)) for k, v in sums.items()}
+        return merge_repeats([space.to_string(a) for a in archs], self.table.latency_ms, f"table '{self.source}'")
 
     def archs(self, space) -> list:
         """Every distinct architecture of the table."""

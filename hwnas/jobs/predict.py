@@ -9,9 +9,9 @@ from hydra.utils import instantiate
 from tqdm import tqdm
 
 from hwnas.data.tables import read_arch_column
-from hwnas.errors import ConfigError
 from hwnas.estimators.fitting import fit_from_config
 from hwnas.io import write_csv
+from hwnas.options import count
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -21,9 +21,7 @@ def run(cfg, ctx) -> dict[str, float]:
     estimator = instantiate(cfg.estimator)
     device = instantiate(cfg.device) if estimator.needs_fit and not estimator.fit_data else None
     fit_from_config(estimator, space, device)
-    batch = int(cfg.predict.batch_size)
-    if batch < 1:
-        raise ConfigError(f"predict.batch_size = {batch} must be >= 1")
+    batch = count(cfg.predict.batch_size, "predict.batch_size", 1, why="architectures per estimator call")
     t0 = time.perf_counter()
     parts = [estimator.predict(space, archs[i:i + batch])
              for i in tqdm(range(0, len(archs), batch), desc=f"predicting with {estimator.name}", unit="batch")]

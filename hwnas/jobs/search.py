@@ -17,12 +17,15 @@ from hwnas.search.accuracy import default_accuracy
 from hwnas.search.budgets import check_budgets, search_under_budgets
 from hwnas.search.constraints import Constraint, SoftPenalty, formulation
 from hwnas.search.device_check import check_on_device, check_value
+from hwnas.options import count, number
 from hwnas.search.margin import held_out, measure_margin, parse_margin
 from hwnas.search.objectives import COSTS, accuracy_metric, cost_metrics, device_latency_metric, latency_metric
 from hwnas.search.problem import SearchProblem
 from hwnas.search.verify import hv_ratio, pick_records, true_latency, verify
 
 LATENCY_SOURCES = ("estimator", "device")
+#: search.latency_margin=auto measures a quantile: hwnas.search.margin.held_out needs >= 10 architectures.
+MIN_MARGIN_SAMPLES = 10
 #: Per-budget record fields reported in metrics.json as ``budget_<b>ms/<field>``.
 BUDGET_METRICS = ("accuracy", "predicted_latency_ms", "true_latency_ms", "violation", "violation_pct",
                   "underestimate_pct", "checked_latency_ms", "true_accuracy", "optimum_accuracy", "regret")
@@ -38,6 +41,16 @@ def _fmt(v, digits: int = 4) -> str:
     return "" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
 
 
+def hv_reference(value) -> tuple[float, float] | None:
+    """``search.hv_reference``: ``[accuracy %, latency ms]`` (accuracy in [0, 100], latency > 0), or None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ConfigError(f"search.hv_reference = {value!r} must be [accuracy %, latency ms] or null")
+    return (number(value[0], "search.hv_reference[0] (accuracy %)", 0.0, 100.0),
+            number(value[1], "search.hv_reference[1] (latency ms)", 0.0, exclusive_minimum=True))
+
+
 def run(cfg, ctx) -> dict[str, float]:
     s = cfg.search
     budgets = check_budgets(_plain(s.latency_budgets))
@@ -47,6 +60,11 @@ def run(cfg, ctx) -> dict[str, float]:
     unknown = [k for k in limits if k not in COSTS]
     if unknown:
         raise ConfigError(f"search.limits.{unknown[0]} is not a constrainable cost; allowed: {choices_text(COSTS)}")
+    limits = {k: number(v, f"search.limits.{k}", 0.0, exclusive_minimum=True, hint=" (null: no limit)")
+              for k, v in limits.items()}
+    threads = count(s.get("threads"), "search.threads", 1, allow_none=True,
+                    why="torch intra-op threads while searching; null: torch's default")
+    hv_ref = hv_reference(_plain(s.get("hv_reference")))
     if s.latency_source not in LATENCY_SOURCES:
         raise ConfigError(f"search.latency_source = {s.latency_source!r} is not allowed; "
                           f"allowed: {choices_text(LATENCY_SOURCES)}")
@@ -55,6 +73,12 @@ def run(cfg, ctx) -> dict[str, float]:
     if margin == "auto" and s.latency_source != "estimator":
         raise ConfigError("search.latency_margin=auto measures an estimator's error: it needs "
                           "search.latency_source=estimator")
+    if margin == "auto":
+        samples = count(s.get("margin_samples", 500), "search.margin_samples", MIN_MARGIN_SAMPLES,
+                        why="held-out architectures the margin's quantile is measured on")
+        quantile = number(s.get("margin_quantile", 0.95), "search.margin_quantile", hint=" in (0, 1), e.g. 0.95")
+        if not 0.0 < quantile < 1.0:
+            raise ConfigError(f"search.margin_quantile = {quantile} must lie in (0, 1), e.g. 0.95")
     space = instantiate(cfg.search_space)
     strategy = instantiate(cfg.search_strategy)
     device = instantiate(cfg.device)
@@ -75,9 +99,8 @@ def run(cfg, ctx) -> dict[str, float]:
 
     extra_metrics: dict[str, float] = {}
     if margin == "auto":
-        archs, true_ms = held_out(estimator, space, device, s.get("margin_data"), int(s.get("margin_samples", 500)),
-                                  int(cfg.get("seed", 0)))
-        measured = measure_margin(estimator, space, archs, true_ms, float(s.get("margin_quantile", 0.95)))
+        archs, true_ms = held_out(estimator, space, device, s.get("margin_data"), samples, int(cfg.get("seed", 0)))
+        measured = measure_margin(estimator, space, archs, true_ms, quantile)
         margin, extra_metrics = measured.margin, measured.metrics()
         print(f"latency margin {margin:.1%}: the {measured.quantile:.0%} quantile of estimator={estimator.name}'s "
               f"underestimate on {len(archs)} held-out measured architectures (median |error| "
@@ -85,8 +108,8 @@ def run(cfg, ctx) -> dict[str, float]:
 
     # ---- search
     threads = torch.get_num_threads()
-    if s.get("threads"):
-        torch.set_num_threads(int(s.threads))
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         t0 = time.perf_counter()
         found = search_under_budgets(strategy, space, problem, latency, budgets, hard, margin)
@@ -141,9 +164,7 @@ def run(cfg, ctx) -> dict[str, float]:
             metrics.update(mean_regret=float(np.mean(regrets)), max_regret=float(np.max(regrets)))
         truth = checked.truth
         if truth is not None:
-            ref = tuple(_plain(s.hv_reference)) if s.get("hv_reference") else truth.reference(budgets)
-            if len(ref) != 2:
-                raise ConfigError(f"search.hv_reference = {list(ref)} must be [accuracy %, latency ms]")
+            ref = hv_ref or truth.reference(budgets)
             ratio, hv_found, hv_true = hv_ratio(checked.front_accuracy, checked.front_latency_ms, truth, ref)
             metrics.update(hv_ratio=ratio, hv_found=hv_found, hv_true=hv_true, hv_ref_accuracy=ref[0],
                            hv_ref_latency_ms=ref[1])

@@ -9,7 +9,8 @@ from hydra.utils import instantiate
 from hwnas.devices import require_table
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
-from hwnas.metrics import evaluate_predictions
+from hwnas.metrics import MIN_SCORED, evaluate_predictions
+from hwnas.options import count
 from hwnas.predictors import PredictorEstimator
 from hwnas.predictors.data import split_indices
 from hwnas.tracking import WandbTracker
@@ -24,6 +25,27 @@ def lightning_logger(ctx):
     return CSVLogger(str(ctx.run_dir), name="lightning_logs")
 
 
+#: Fewest training architectures a predictor learns from (its target scale needs a spread).
+MIN_TRAIN = 2
+
+
+def check_splits(tr, va, te, n: int, samples) -> np.ndarray:
+    """The training rows (the first ``train.samples`` of the split when set); a split too small for what it
+    is used for is a one-line ConfigError: training needs >= 2 rows, a scored val or test split >= 3, or none."""
+    sizes = f"train.split gives {len(tr)}/{len(va)}/{len(te)} of {n} architectures"
+    if len(tr) < MIN_TRAIN:
+        raise ConfigError(f"{sizes}: the training split needs >= {MIN_TRAIN} (a predictor learns nothing from "
+                          f"fewer); raise its fraction or use a larger table")
+    for name, idx in (("validation", va), ("test", te)):
+        if 0 < len(idx) < MIN_SCORED:
+            raise ConfigError(f"{sizes}: a {name} split of {len(idx)} cannot be scored (>= {MIN_SCORED} for a rank "
+                              f"correlation); make it 0 or larger")
+    n_train = count(samples, "train.samples", MIN_TRAIN, len(tr), allow_none=True,
+                    why=f"the training split has {len(tr)}; a predictor needs >= {MIN_TRAIN} to learn from; "
+                        f"null trains on the whole split")
+    return tr if n_train is None else tr[:n_train]
+
+
 def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
     device = instantiate(cfg.device)
@@ -32,12 +54,8 @@ def run(cfg, ctx) -> dict[str, float]:
     if not isinstance(estimator, PredictorEstimator) or not estimator.needs_fit:
         raise ConfigError("job=train_predictor trains estimator=predictor or estimator=gcn (without a checkpoint)")
     archs, lat = device.dataset(space)
-    tr, va, te = split_indices(len(archs), list(cfg.train.split), int(cfg.train.seed))
-    if cfg.train.get("samples"):
-        n = int(cfg.train.samples)
-        if not 1 <= n <= len(tr):
-            raise ConfigError(f"train.samples = {n} must lie in 1..{len(tr)} (the training split)")
-        tr = tr[:n]
+    tr, va, te = split_indices(len(archs), cfg.train.split, int(cfg.train.seed))
+    tr = check_splits(tr, va, te, len(archs), cfg.train.get("samples"))
     pick = lambda idx: [archs[i] for i in idx]  # noqa: E731
     estimator.fit(space, pick(tr), lat[tr], pick(va), lat[va], work_dir=ctx.run_dir, logger=lightning_logger(ctx))
     output = Path(cfg.train.output) if cfg.train.get("output") else ctx.path("predictor.pt")

@@ -20,13 +20,19 @@ from hwnas.devices import TableDevice
 from hwnas.devices.specs import descriptor_for
 from hwnas.errors import ConfigError, choices_text
 from hwnas.io import write_csv
-from hwnas.metrics import evaluate_predictions
+from hwnas.metrics import MIN_SCORED, evaluate_predictions
+from hwnas.options import count, number
 from hwnas.predictors import PredictorEstimator
+from hwnas.predictors.module import load_into
 from hwnas.predictors.transfer import (REPRESENTATIONS, SELECTIONS, MultiDevicePredictor, cached_pretrain,
                                        fine_tune, fingerprint_key, select_samples)
 
 METHODS = ("few_shot", "finetune", "hwgen")
 DEFAULT_SAMPLES = {"few_shot": 20, "finetune": 700}
+#: The published figures of a task (its ``published``) are few-shot from this many samples per test device.
+PUBLISHED_SAMPLES = 20
+#: Fewest target samples to adapt from (the per-device scale is a standard deviation).
+MIN_SAMPLES = 2
 HELP_TABLES = {"nb201": load_nb201_latency, "fbnet": load_fbnet_latency}
 PER_DEVICE = ("spearman", "kendall", "rmse_ms", "rmse_pct", "mape", "within_10pct")
 TASKS_DIR = Path(__file__).resolve().parents[1] / "conf" / "task"
@@ -73,12 +79,55 @@ def _options(cfg) -> dict:
     if bad or not representation:
         raise ConfigError(f"transfer.representation = {representation} is not allowed; choose one or more of "
                           f"{choices_text(REPRESENTATIONS)}")
-    samples = t.get("samples")
-    samples = DEFAULT_SAMPLES.get(method, 0) if samples is None else int(samples)
-    if method != "hwgen" and samples < 2:
-        raise ConfigError(f"transfer.samples = {samples} must be >= 2 (target measurements to adapt from)")
+    samples = 0
+    if method != "hwgen":
+        samples = count(t.get("samples"), "transfer.samples", MIN_SAMPLES, allow_none=True,
+                        why="target measurements to adapt from: a device's scale needs two")
+        samples = DEFAULT_SAMPLES[method] if samples is None else samples
+    pretrain, adapt, finetune = t.pretrain, t.adapt, t.finetune
+    per_device = count(pretrain.get("archs_per_device"), "transfer.pretrain.archs_per_device", 2, allow_none=True,
+                       why="architecture-latency pairs per source device; null: all of the table")
     return dict(method=method, selection=selection, representation=representation, samples=samples,
-                seed=int(t.seed))
+                seed=int(t.seed), per_device=per_device,
+                embedding_dim=count(t.embedding_dim, "transfer.embedding_dim", 1 if "embedding" in representation else 0,
+                                    why="the width of the learned device embedding"),
+                pretrain_epochs=count(pretrain.epochs, "transfer.pretrain.epochs", 1),
+                pretrain_lr=number(pretrain.lr, "transfer.pretrain.lr", 0.0, exclusive_minimum=True),
+                pretrain_batch_size=count(pretrain.batch_size, "transfer.pretrain.batch_size", 1),
+                adapt_steps=count(adapt.steps, "transfer.adapt.steps", 0, why="0: the device representation alone adapts"),
+                adapt_lr=number(adapt.lr, "transfer.adapt.lr", 0.0, exclusive_minimum=True),
+                adapt_freeze=count(adapt.freeze_layers, "transfer.adapt.freeze_layers", 0),
+                finetune_freeze=count(finetune.freeze_layers, "transfer.finetune.freeze_layers", 0),
+                finetune_epochs=count(finetune.epochs, "transfer.finetune.epochs", 1),
+                finetune_lr=number(finetune.lr, "transfer.finetune.lr", 0.0, exclusive_minimum=True))
+
+
+def _check_samples(k: int, targets: list["Target"]) -> None:
+    """Each target keeps >= MIN_SCORED architectures it was not adapted on, else its score is its training fit."""
+    for target in targets:
+        n = len(target.archs)
+        if n - k < MIN_SCORED:
+            raise ConfigError(f"transfer.samples = {k} leaves {max(n - k, 0)} of the {n} architectures of "
+                              f"{target.name} unseen; its score would be the fit to its own adaptation samples "
+                              f"(>= {MIN_SCORED} unseen needed); allowed: {MIN_SAMPLES}..{n - MIN_SCORED}")
+
+
+def _comparable(cfg, opts, sources: list[str], names: list[str]) -> str:
+    """Why this run is not the task's published protocol (empty: it is, and its figures may stand beside it;
+    a subset of the task's test devices still is)."""
+    task = cfg.get("task")
+    if opts["method"] != "few_shot":
+        return f"transfer.method={opts['method']}, not few_shot"
+    if opts["samples"] != PUBLISHED_SAMPLES:
+        return f"transfer.samples={opts['samples']}, not {PUBLISHED_SAMPLES}"
+    if cfg.transfer.target.get("path"):
+        return "transfer.target.path is not one of the task's test devices"
+    if sorted(sources) != sorted(_list(task.train_devices)):
+        return "its source devices are not the task's train devices"
+    others = [n for n in names if n not in _list(task.test_devices)]
+    if others:
+        return f"{others[0]} is not one of the task's test devices"
+    return ""
 
 
 def _help_table(space_name: str, data_dir):
@@ -234,28 +283,28 @@ def _few_shot(cfg, ctx, opts, space) -> dict:
             raise ConfigError(f"transfer.samples = {k}, but only {len(candidates)} architectures of "
                               f"'{t.target.path}' are in the {space.name} HELP table (the reference set must be "
                               f"measured on the source devices too)")
+    _check_samples(k, targets)
     need_flops = opts["selection"] == "flops_quantile" or bool(t.flops_baseline)
     all_flops = _flops(space, archs, need_flops)
     pick = select_samples(space, [archs[i] for i in candidates], k, opts["selection"], opts["seed"],
                           flops=all_flops[candidates] if all_flops is not None else None)
     ref_rows = candidates[pick]
     reference_archs = [archs[r] for r in ref_rows]
-    per_device = t.pretrain.get("archs_per_device")
-    per_device = None if per_device is None else int(per_device)
+    per_device = opts["per_device"]
     pairs = _pretrain_pairs(wide, archs, sources, per_device, opts["seed"])
     estimator = _estimator(cfg, target_transform="none", seed=opts["seed"])
     fingerprint = dict(method="few_shot", space=space.name, sources=sources, reference=[wide.archs[r] for r in ref_rows],
-                       representation=opts["representation"], embedding_dim=int(t.embedding_dim),
+                       representation=opts["representation"], embedding_dim=opts["embedding_dim"],
                        archs_per_device=per_device, pretrain=OmegaConf.to_container(t.pretrain, resolve=True),
                        estimator=estimator.options, seed=opts["seed"], data=[wide.source])
 
     def build():
-        model = MultiDevicePredictor(estimator, opts["representation"], int(t.embedding_dim), per_device=True)
+        model = MultiDevicePredictor(estimator, opts["representation"], opts["embedding_dim"], per_device=True)
         return model.pretrain(space, pairs, reference_archs,
                               {d: wide.column(d)[ref_rows] for d in sources},
                               {d: descriptor_for(d).vector() for d in sources},
-                              epochs=int(t.pretrain.epochs), lr=float(t.pretrain.lr),
-                              batch_size=int(t.pretrain.batch_size), seed=opts["seed"],
+                              epochs=opts["pretrain_epochs"], lr=opts["pretrain_lr"],
+                              batch_size=opts["pretrain_batch_size"], seed=opts["seed"],
                               work_dir=ctx.path(f"pretrain/{fingerprint_key(fingerprint)}"))
 
     model, reused = _pretrain(ctx, "pretrained.pt", fingerprint, build, estimator, bool(t.cache))
@@ -268,8 +317,8 @@ def _few_shot(cfg, ctx, opts, space) -> dict:
             adapted = ref_rows
         flops = _target_flops(space, target, all_flops, bool(t.flops_baseline))
         predictor = model.adapt(space, target.name, reference_archs, target.latency_ms[adapted], target.descriptor,
-                                steps=int(t.adapt.steps), lr=float(t.adapt.lr),
-                                freeze_layers=int(t.adapt.freeze_layers), embedding_init=str(t.adapt.embedding_init),
+                                steps=opts["adapt_steps"], lr=opts["adapt_lr"],
+                                freeze_layers=opts["adapt_freeze"], embedding_init=str(t.adapt.embedding_init),
                                 seed=opts["seed"])
         adapt_seconds += predictor.train_seconds
         pred = predictor.predict(space, target.archs)
@@ -278,7 +327,7 @@ def _few_shot(cfg, ctx, opts, space) -> dict:
     _write_predictions(ctx, rows)
     return {**metrics, "n_samples": k, "n_sources": len(sources), "n_targets": len(targets),
             "n_pretrain_pairs": sum(len(p[0]) for p in pairs.values()), "pretrain_seconds": model.train_seconds,
-            "pretrain_reused": int(reused), "adapt_seconds": adapt_seconds}, [tg.name for tg in targets]
+            "pretrain_reused": int(reused), "adapt_seconds": adapt_seconds}, [tg.name for tg in targets], sources
 
 
 def _pretrain(ctx, name: str, fingerprint: dict, build, estimator, cache: bool):
@@ -304,8 +353,7 @@ def _hwgen(cfg, ctx, opts, space) -> dict:
         plan = [([d for d in devices if d != held], _column_target(held, wide, archs)) for held in devices]
     else:
         plan = [(sources, tg) for tg in targets]
-    per_device = t.pretrain.get("archs_per_device")
-    per_device = None if per_device is None else int(per_device)
+    per_device = opts["per_device"]
     estimator = _estimator(cfg, target_transform="none", seed=opts["seed"])
     all_flops = _flops(space, archs, bool(t.flops_baseline))
     metrics, rows, seconds, reused_all, models = {}, [], 0.0, True, {}
@@ -320,8 +368,8 @@ def _hwgen(cfg, ctx, opts, space) -> dict:
             def build(pairs=pairs, fingerprint=fingerprint, train_devices=train_devices):
                 model = MultiDevicePredictor(estimator, ["descriptor"], per_device=False)
                 return model.pretrain(space, pairs, descriptors={d: descriptor_for(d).vector() for d in train_devices},
-                                      epochs=int(t.pretrain.epochs), lr=float(t.pretrain.lr),
-                                      batch_size=int(t.pretrain.batch_size), seed=opts["seed"],
+                                      epochs=opts["pretrain_epochs"], lr=opts["pretrain_lr"],
+                                      batch_size=opts["pretrain_batch_size"], seed=opts["seed"],
                                       work_dir=ctx.path(f"pretrain/{fingerprint_key(fingerprint)}"))
 
             name = f"pretrained_holdout-{target.name}.pt" if loo else "pretrained.pt"
@@ -335,7 +383,7 @@ def _hwgen(cfg, ctx, opts, space) -> dict:
         rows += _rows(space, target, pred, none)
     _write_predictions(ctx, rows)
     return {**metrics, "n_samples": 0, "n_targets": len(plan), "pretrain_seconds": seconds,
-            "pretrain_reused": int(reused_all), "n_models": len(models)}, [tg.name for _, tg in plan]
+            "pretrain_reused": int(reused_all), "n_models": len(models)}, [tg.name for _, tg in plan], sources
 
 
 def _finetune_targets(cfg, ctx, space) -> list[Target]:
@@ -362,21 +410,19 @@ def _finetune(cfg, ctx, opts, space) -> dict:
     if not t.get("base"):
         raise ConfigError("transfer.method=finetune needs transfer.base=<predictor.pt> (e.g. from job=train_predictor "
                           "search_space=ofa_mbv3 device=syed device.column=note10_lut)")
-    base = PredictorEstimator(checkpoint=str(t.base), trainer=cfg.trainer, seed=opts["seed"],
-                              progress_bar=cfg.estimator.get("progress_bar"),
-                              batch_size=int(cfg.estimator.get("batch_size", 256)))
+    base = PredictorEstimator(trainer=cfg.trainer, seed=opts["seed"], progress_bar=cfg.estimator.get("progress_bar"),
+                              batch_size=count(cfg.estimator.get("batch_size", 256), "estimator.batch_size", 1))
+    load_into(base, t.base, "latency", "transfer.base")  # an accuracy predictor or supernet is refused by name
     targets = _finetune_targets(cfg, ctx, space)
+    _check_samples(opts["samples"], targets)
     metrics, rows, seconds = {}, [], 0.0
     for target in targets:
         k = opts["samples"]
-        if k >= len(target.archs):
-            raise ConfigError(f"transfer.samples = {k} leaves no architecture of {target.name} "
-                              f"({len(target.archs)}) to score; allowed: 2..{len(target.archs) - 1}")
         flops = _flops(space, target.archs, opts["selection"] == "flops_quantile" or bool(t.flops_baseline))
         adapted = select_samples(space, target.archs, k, opts["selection"], opts["seed"], flops=flops)
         tuned = fine_tune(base, space, [target.archs[i] for i in adapted], target.latency_ms[adapted],
-                          freeze_layers=int(t.finetune.freeze_layers), epochs=int(t.finetune.epochs),
-                          lr=float(t.finetune.lr), seed=opts["seed"])
+                          freeze_layers=opts["finetune_freeze"], epochs=opts["finetune_epochs"],
+                          lr=opts["finetune_lr"], seed=opts["seed"])
         seconds += tuned.train_seconds
         tuned.save(ctx.path("predictor.pt" if len(targets) == 1 else f"predictor_{target.name}.pt"))
         pred = tuned.predict(space, target.archs)
@@ -387,7 +433,7 @@ def _finetune(cfg, ctx, opts, space) -> dict:
         rows += _rows(space, target, pred, adapted)
     _write_predictions(ctx, rows)
     return {**metrics, "n_samples": opts["samples"], "n_targets": len(targets), "adapt_seconds": seconds}, \
-        [tg.name for tg in targets]
+        [tg.name for tg in targets], []
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -395,9 +441,14 @@ def run(cfg, ctx) -> dict[str, float]:
     opts = _options(cfg)
     space = instantiate(cfg.search_space)
     method = {"few_shot": _few_shot, "finetune": _finetune, "hwgen": _hwgen}[opts["method"]]
-    metrics, names = method(cfg, ctx, opts, space)
+    metrics, names, sources = method(cfg, ctx, opts, space)
     task = cfg.get("task")
     published = dict(OmegaConf.to_container(task.published)) if task is not None and task.get("published") else {}
+    differs = _comparable(cfg, opts, sources, names) if published else ""
+    if differs:  # the task's figures are of its own protocol: beside another run they would mislead
+        print(f"job=transfer: the published figures of task={task.get('name')} ({PUBLISHED_SAMPLES} samples on each of "
+              f"its test devices) are not shown: {differs}")
+        published = {}
     metrics = _summary(metrics, names, published)
     metrics["wall_seconds"] = time.perf_counter() - t0
     _print_table(opts["method"], names, metrics, published, metrics["wall_seconds"])

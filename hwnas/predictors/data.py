@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from hwnas.errors import ConfigError, choices_text
+from hwnas.options import number
 
 ENCODINGS = ("onehot", "graph")
 TRANSFORMS = ("none", "log")
@@ -75,8 +76,16 @@ def batches(tensors: dict[str, torch.Tensor], batch_size: int, shuffle: bool, se
 
 def split_indices(n: int, fractions: Sequence[float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Disjoint train/val/test index arrays (fractions of ``n``, seeded permutation)."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ConfigError(f"train.split = {list(fractions)} must be three non-negative fractions summing to 1")
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(fractions):
+        fractions = OmegaConf.to_container(fractions)
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence) or len(fractions) != 3:
+        raise ConfigError(f"train.split = {fractions!r} must be three non-negative fractions summing to 1 "
+                          f"(train, validation, test), e.g. [0.7, 0.15, 0.15]")
+    fractions = [number(f, f"train.split[{i}]", 0.0, 1.0) for i, f in enumerate(fractions)]
+    if abs(sum(fractions) - 1) > 1e-6:
+        raise ConfigError(f"train.split = {fractions} must be three non-negative fractions summing to 1")
     order = np.random.default_rng(seed).permutation(n)
     n_train, n_val = int(round(fractions[0] * n)), int(round(fractions[1] * n))
     return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from hwnas.data.root import data_path
-from hwnas.data.tables import NB201_ACCURACY, mean_by_arch, read_accuracy_column
+from hwnas.data.tables import NB201_ACCURACY, mean_by_arch, merge_repeats, read_accuracy_column
 from hwnas.errors import ConfigError, DataError, InvalidArchitecture, choices_text
+from hwnas.options import integer, number
 
 NB201_DATASETS = ("cifar10", "cifar100", "imagenet16_120")
 OFA_PREDICTOR = "ofa/acc_predictor.pth"
@@ -124,13 +125,9 @@ class OFAAccuracyPredictor(AccuracySource):
         if not p.exists() and not p.is_absolute():
             p = data_path(path, data_dir)
         self.path = str(p)
-        try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad input file
-            raise DataError(f"'{p}' is not a readable accuracy-predictor state dict ({type(exc).__name__}: "
-                            f"{str(exc)[:120]})") from None
-        if not isinstance(state, dict):
-            raise DataError(f"'{p}' is not a state dict of OFA's accuracy predictor")
+        from hwnas.predictors.module import read_checkpoint
+
+        state = read_checkpoint(p, "ofa_accuracy", "accuracy.path")  # refuses hwnas predictors and supernets by name
         state = {k.removeprefix("layers."): v for k, v in state.items()}
         base = state.pop("base_acc", None)
         self.base_acc = float(base.reshape(-1)[0]) if base is not None else 0.0
@@ -175,12 +172,18 @@ class PredictedAccuracy(AccuracySource):
     def __init__(self, fit_data: str | None = None, column: str = "accuracy", checkpoint: str | None = None,
                  target_transform: str = "none", **predictor_options):
         from hwnas.predictors import PredictorEstimator
+        from hwnas.predictors.module import load_into
 
+        _check_options(predictor_options)
         self.fit_data, self.column = fit_data, column
-        self.estimator = PredictorEstimator(checkpoint=checkpoint, target_transform=target_transform, **predictor_options)
+        self.estimator = PredictorEstimator(target_transform=target_transform, **predictor_options)
         self.estimator.name = "accuracy predictor"
+        if checkpoint:  # an accuracy predictor: a latency predictor, supernet or OFA's file is refused by name
+            load_into(self.estimator, checkpoint, "accuracy", "accuracy.checkpoint")
 
     def prepare(self, space, work_dir=None) -> "PredictedAccuracy":
+        from hwnas.predictors.module import set_target
+
         est = self.estimator
         if est.module is not None:
             est.check_space(space)
@@ -194,7 +197,14 @@ class PredictedAccuracy(AccuracySource):
         except InvalidArchitecture as exc:
             raise DataError(f"accuracy data '{self.fit_data}' holds architectures that are not in search space "
                             f"{space.name}: {exc}") from None
+        # repeats that disagree wildly are refused, not learned as their mean
+        distinct = len(merge_repeats([space.to_string(a) for a in archs], values, f"accuracy data '{self.fit_data}'",
+                                     latency=False))
+        if distinct < MIN_FIT_ARCHS:
+            raise DataError(f"accuracy data '{self.fit_data}' lists {distinct} distinct architecture(s); a predictor "
+                            f"needs >= {MIN_FIT_ARCHS} to learn from (one architecture only teaches a constant)")
         est.fit(space, archs, values)
+        set_target(est.module, "accuracy")  # recorded in the file: it is never read as a latency predictor
         if work_dir is not None:
             est.save(Path(work_dir) / "accuracy_predictor.pt")
         return self
@@ -203,6 +213,24 @@ class PredictedAccuracy(AccuracySource):
         if self.estimator.module is None:
             self.prepare(space)
         return self.estimator.predict(space, archs)
+
+
+#: Fewest distinct architectures ``accuracy=predictor`` learns from.
+MIN_FIT_ARCHS = 2
+
+
+def _check_options(options: dict) -> None:
+    """The numeric ``accuracy.*`` training options, checked where their names are known (``int(1.5)`` is 1)."""
+    if "epochs" in options:
+        options["epochs"] = integer(options["epochs"], "accuracy.epochs", 1)
+    if "batch_size" in options:
+        options["batch_size"] = integer(options["batch_size"], "accuracy.batch_size", 1)
+    if "lr" in options:
+        options["lr"] = number(options["lr"], "accuracy.lr", 0.0, exclusive_minimum=True)
+    if "weight_decay" in options:
+        options["weight_decay"] = number(options["weight_decay"], "accuracy.weight_decay", 0.0)
+    if "dropout" in options:
+        options["dropout"] = number(options["dropout"], "accuracy.dropout", 0.0, 0.99)
 
 
 #: Default accuracy source of each space when ``accuracy`` is not chosen.
