@@ -83,14 +83,3 @@ def test_unknown_group_option_lists_the_options(group, bad, allowed, tmp_path, r
     code, _, err = run_cli("logger=none", f"{group}={bad}", f"hydra.run.dir={tmp_path}/run")
     assert code != 0 and "Traceback" not in err
     assert f"'{group}/{bad}'" in err and allowed in err
-
-
-def test_duplicate_architectures_in_a_user_table_are_averaged(tmp_path):
-    """Duplicates are legitimate (re-measurements): a table device keeps one row per arch, the mean."""
-    from hwnas.devices import TableDevice
-    from hwnas.spaces import get_space
-
-    p = tmp_path / "dup.csv"
-    p.write_text(f"arch,latency_ms\n{NB},1.0\n{NB},3.0\n{NB2},2.0\n")
-    archs, lat = TableDevice(path=str(p)).dataset(get_space("nb201"))
-    assert len(archs) == 2 and sorted(lat.tolist()) == [2.0, 2.0]

@@ -243,7 +243,8 @@ def test_transfer_job_user_target_and_hwgen(compose_cfg, tmp_path, data_dir):
     assert "published_nasflat" not in m
     h = run_job(compose_cfg("job=transfer", "task=nb201_ND", f"paths.data_dir={data_dir}", "transfer.method=hwgen",
                             "transfer.test_devices=[pixel2]", *TINY), run_dir=tmp_path / "hw")
-    assert h["n_samples"] == 0 and np.isfinite(h["spearman_pixel2"]) and h["published_nasflat"] == 0.959
+    assert h["n_samples"] == 0 and np.isfinite(h["spearman_pixel2"])
+    assert "published_nasflat" not in h  # the task's figures are few-shot from 20 samples: not beside a zero-shot run
     assert len(_read(tmp_path / "hw" / "predictions.csv")) == table_rows(15_625)
 
 
