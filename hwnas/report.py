@@ -10,6 +10,7 @@ import numpy as np
 import yaml
 
 from hwnas.errors import DataError, choices_text
+from hwnas.runs import RECORD, SUPERSEDED, read_record
 
 IGNORED_OVERRIDES = ("seed", "hydra.", "paths.", "logger")
 
@@ -34,6 +35,8 @@ def collect_runs(dirs: Sequence[str | Path]) -> list[Run]:
         if not d.is_dir():
             raise DataError(f"report directory '{d}' does not exist")
         for m in sorted(d.rglob("metrics.json"), key=_natural):
+            if SUPERSEDED in m.relative_to(d).parts[:-1]:
+                continue  # results of an earlier config of that run dir (hwnas.runs), not of its config
             ov_file = m.parent / ".hydra" / "overrides.yaml"
             overrides = {}
             if ov_file.exists():
@@ -44,6 +47,19 @@ def collect_runs(dirs: Sequence[str | Path]) -> list[Run]:
     if not runs:
         raise DataError(f"no metrics.json found under {', '.join(str(d) for d in dirs)}")
     return runs
+
+
+def unfinished_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, dict]]:
+    """Run dirs under ``dirs`` whose job failed, was interrupted or is still running (no result to report)."""
+    out = []
+    for d in dirs:
+        for rec_file in sorted(Path(d).rglob(RECORD), key=_natural):
+            if SUPERSEDED in rec_file.relative_to(d).parts[:-1] or (rec_file.parent / "metrics.json").exists():
+                continue
+            record = read_record(rec_file.parent) or {}
+            if record.get("status") != "finished":
+                out.append((rec_file.parent, record))
+    return out
 
 
 def varying_keys(runs: Sequence[Run]) -> list[str]:

@@ -52,6 +52,28 @@ CASES = {
     "empty output dir": (["paths.output_dir="], ["paths.output_dir is empty"]),
     "unwritable output file": (["job=predict", "search_space=nb201", "predict.input={fit}", "estimator.fit_data={fit}",
                                 "predict.output=/proc/hwnas/out.csv"], ["/proc/hwnas", "cannot create"]),
+    # mandatory values, the seed, output paths: checked before a job starts (hwnas.jobs.check_config)
+    "predict without input": (["job=predict", "search_space=nb201"], ["predict.input is required", "arch"]),
+    "report without dirs": (["job=report"], ["report.dirs is required", "multirun"]),
+    "fractional seed": (["job=evaluate", "search_space=nb201", "device=help", "device.column=pixel3", "seed=1.5"],
+                        ["seed = 1.5 is not an integer", ">= 0"]),
+    "seed that is text": (["job=evaluate", "search_space=nb201", "seed=abc"], ["seed = 'abc' is not an integer"]),
+    "negative seed": (["job=evaluate", "search_space=nb201", "seed=-3"], ["seed = -3", ">= 0"]),
+    "output file that is a directory": (["job=predict", "search_space=nb201", "predict.input={fit}",
+                                         "estimator.fit_data={fit}", "predict.output={tmp}"],
+                                        ["predict.output", "is a directory", "give a file path"]),
+    "training output that is a directory": (["job=train_predictor", "search_space=nb201", "device=help",
+                                             "device.column=pixel3", "estimator=predictor", "train.output={tmp}"],
+                                            ["train.output", "is a directory"]),
+    "report output that is a directory": (["job=report", "report.dirs=[{tmp}]", "report.output={tmp}"],
+                                          ["report.output", "is a directory"]),
+    "run dir that is a file": (["hydra.run.dir={fit}"], ["hydra.run.dir", "is a file"]),
+    # the default run dir under an output root given by interpolation (the pre-check resolves it as Hydra does)
+    "unwritable output root by interpolation": (["job=report", "report.dirs=[{tmp}]",
+                                                 "paths.output_dir=${{oc.env:HWNAS_TEST_UNSET,/proc/ro}}"],
+                                                ["hydra.run.dir", "/proc/ro/report/", "cannot be created"]),
+    "unknown option of a built object": (["job=evaluate", "search_space=nb201", "device=help", "device.column=pixel3",
+                                          "+estimator.bogus=1"], ["cannot build estimator", "FlopsEstimator", "'bogus'"]),
 }
 
 
@@ -64,7 +86,7 @@ def test_user_error_is_one_line(case, tmp_path, run_cli):
                   ofa_arch='arch\n"{""ks"":[3],""e"":[3],""d"":[2],""r"":160}"\n', fit=f"arch,latency_ms\n{archs}\n")
     overrides, needles = CASES[case]
     args = [o.format(tmp=tmp_path, **paths) for o in overrides]
-    if not any(a.startswith("hydra.run.dir") for a in args):
+    if not any(a.startswith(("hydra.run.dir", "paths.output_dir")) for a in args):
         args.append(f"hydra.run.dir={tmp_path}/run")
     code, _, err = run_cli("logger=none", *args)
     assert code != 0, f"{case}: no error"

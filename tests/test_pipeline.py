@@ -36,7 +36,7 @@ def test_pipeline_runs_every_stage_and_a_rerun_reuses_them(tmp_path, run_cli):
         rows = list(csv.DictReader(fh))
     assert [r["budget ms"] for r in rows] and len(rows) == 3
     assert "measured ms" in out and "Pareto front" in out
-    with open(run / "stages" / "2_eval_subnets" / ".." / "accuracy.csv") as fh:
+    with open(run / "stages" / "2_eval_subnets" / "accuracy.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 10
 
     code, out, err = run_cli(*TINY, f"hydra.run.dir={run}")
@@ -48,6 +48,24 @@ def test_pipeline_runs_every_stage_and_a_rerun_reuses_them(tmp_path, run_cli):
     assert code == 0, err[-3000:]
     assert out.count("finished earlier, reused") == len(STAGES) - 1
     assert json.loads((run / "metrics.json").read_text())["search/n_budgets"] == 1
+    # the summary of the three old budgets is not left beside the new config: it moved aside, whole
+    assert "pipeline.latency_budgets: null -> [1000]" in err
+    assert len(list(csv.DictReader(open(run / "summary.csv")))) == 1
+    assert [len(list(csv.DictReader(open(p)))) for p in (run / "superseded").glob("*/summary.csv")] == [3]
+
+
+@pytest.mark.slow
+def test_a_changed_measurement_setup_reruns_its_stage_on_a_fresh_file(tmp_path, run_cli):
+    """A pipeline rerun with another timing protocol: the measure stage and those after it rerun; the
+    latency file of the old protocol moves aside with its stage instead of refusing the new rows."""
+    run = tmp_path / "run"
+    assert run_cli(*TINY, f"hydra.run.dir={run}")[0] == 0
+    code, out, err = run_cli(*TINY, "device.repeats=4", f"hydra.run.dir={run}")
+    assert code == 0, err[-3000:]
+    assert out.count("finished earlier, reused") == 2  # the supernet and its accuracy dataset
+    assert len(list(csv.DictReader(open(run / "stages" / "3_measure" / "latency.csv")))) == 70
+    old = list((run / "stages" / "3_measure" / "superseded").glob("*/latency.csv"))
+    assert len(old) == 1 and len(list(csv.DictReader(open(old[0])))) == 70
 
 
 @pytest.mark.parametrize("override, needle", [("search_space=nb201", "search_space = 'nb201' is not allowed"),

@@ -18,7 +18,6 @@ that stage resumes inside itself: checkpoints, appended rows).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -29,10 +28,14 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from hwnas.errors import ConfigError
-from hwnas.io import atomic_write_text, write_csv
+from hwnas.io import write_csv
 from hwnas.search.margin import parse_margin
 
 #: groups and top-level keys whose user overrides do not reach a stage that sets them itself
+#: the run dir entry this job keeps consistent itself (per-stage records), which a changed pipeline config
+#: therefore does not move aside as a whole: only the stages whose config changed rerun
+KEEPS = ("stages",)
+
 GROUPS = ("search_space", "device", "estimator", "search_strategy", "accuracy", "data", "supernet", "task", "trainer",
           "logger", "paths")
 
@@ -129,38 +132,30 @@ def stage_config(stage: Stage, user: list[str]) -> DictConfig:
     return _compose([f"job={stage.job}", *inherited, *stage.overrides])
 
 
-def _fingerprint(cfg: DictConfig) -> str:
-    text = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def run_stage(i: int, stage: Stage, user: list[str], ctx, log: list[dict], upstream: str = "") -> tuple[dict, str]:
     """Run one stage in its folder, or reuse its finished result; returns its metrics and its key.
 
-    A stage's key hashes its config and the key of the stage before it, so a stage that reran
-    (new data) makes every later stage rerun too.
+    A stage's key (its run record's fingerprint, :mod:`hwnas.runs`) hashes its config and the key of
+    the stage before it, so a stage that reran (new data) makes every later stage rerun too, and
+    the outputs of its earlier run are moved aside before it does.
     """
+    from hwnas import runs
     from hwnas.jobs import run_job
 
     cfg = stage_config(stage, user)
     folder = ctx.path("stages") / stage.name(i)
-    key = hashlib.sha256((_fingerprint(cfg) + upstream).encode()).hexdigest()[:16]
-    marker, metrics_file = folder / "stage.json", folder / "metrics.json"
-    if metrics_file.exists() and marker.exists() and json.loads(marker.read_text()).get("config") == key:
+    key = runs.fingerprint(OmegaConf.to_container(cfg, resolve=True), upstream)
+    record, metrics_file = runs.read_record(folder) or {}, folder / "metrics.json"
+    if metrics_file.exists() and record.get("fingerprint") == key and record.get("status") == "finished":
         print(f"pipeline: stage {stage.name(i)}: finished earlier, reused ({folder})")
         metrics = json.loads(metrics_file.read_text())
         log.append({"stage": stage.name(i), "seconds": 0.0, "reused": True})
         return metrics, key
     print(f"pipeline: stage {stage.name(i)} ...", flush=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(marker, json.dumps({"config": key, "overrides": stage.overrides, "finished": False}, indent=1))
-    if metrics_file.exists():
-        metrics_file.unlink()  # a changed stage config: its old result no longer stands
     t0 = time.perf_counter()
-    metrics = run_job(cfg, run_dir=folder, tracker=ctx.tracker, prefix=f"{stage.name(i)[len(str(i)) + 1:]}/")
+    metrics = run_job(cfg, run_dir=folder, tracker=ctx.tracker, prefix=f"{stage.name(i)[len(str(i)) + 1:]}/",
+                      identity=upstream)
     seconds = time.perf_counter() - t0
-    atomic_write_text(marker, json.dumps({"config": key, "overrides": stage.overrides, "finished": True,
-                                          "seconds": seconds}, indent=1))
     log.append({"stage": stage.name(i), "seconds": seconds, "reused": False})
     return metrics, key
 
@@ -248,8 +243,11 @@ def run(cfg, ctx) -> dict[str, float]:
         return stages_dir / st.name(i)
 
     sn = stage(1, "train_supernet", [*space, *p.supernet_overrides])
-    acc_csv, lat_csv, lut = sn.parent / "accuracy.csv", sn.parent / "latency.csv", sn.parent / "lut.yaml"
-    predictor = sn.parent / "latency_predictor.pt"
+    # each stage's output file lies in its own folder, so a stage that reruns on a changed config starts
+    # from an empty file (hwnas.runs moves the old one aside with its identity record)
+    folder = lambda i, job: stages_dir / Stage(job, []).name(i)  # noqa: E731
+    acc_csv, lat_csv = folder(2, "eval_subnets") / "accuracy.csv", folder(3, "measure") / "latency.csv"
+    lut, predictor = folder(4, "build_lut") / "lut.yaml", folder(5, "train_predictor") / "latency_predictor.pt"
     n_fit = int(round(0.7 * int(p.latency_samples)))
     extra = {"lut": ["estimator=lut", f"estimator.path={lut}", "estimator.statistic=median"],
              "lut_calibrated": ["estimator=lut", f"estimator.path={lut}", "estimator.statistic=median",

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from hwnas.errors import ConfigError
 from hwnas.io import atomic_write_text, write_csv
 from hwnas.report import (_same, aggregate, collect_runs, image_links, inject, load_published, make_plots, to_csv_rows,
-                          to_markdown)
+                          to_markdown, unfinished_runs)
 
 
 def _listed(value) -> list:
@@ -20,7 +20,11 @@ def _listed(value) -> list:
 
 
 def run(cfg, ctx) -> dict[str, float]:
-    runs = collect_runs(_listed(cfg.report.dirs))
+    dirs = _listed(cfg.report.dirs)
+    runs = collect_runs(dirs)
+    for run_dir, record in unfinished_runs(dirs):  # a sweep's failed jobs are missing from the table: say which
+        why = record.get("error") or record.get("signal") or "no result"
+        print(f"note: {run_dir} has no result ({record.get('status', 'unknown')}: {why}); it is not in the table")
     for condition in cfg.report.get("where") or []:
         key, sep, value = str(condition).partition("=")
         if not sep:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from hwnas.errors import DataError
+from hwnas.interrupts import set_progress
 from hwnas.io import ensure_dir
 from hwnas.measure.sharing import WriterLock, check_identity
 
@@ -102,3 +103,4 @@ class MeasurementStore:
             os.fsync(fh.fileno())
         self.rows.append({c: str(row.get(c, "")) for c in self.columns})
         self.done.add(key)
+        set_progress(f"{len(self.rows)} rows saved in '{self.path}'", key=f"store:{self.path}")
