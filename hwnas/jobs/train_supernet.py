@@ -17,9 +17,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from hwnas.checkpoints import check_same_config, checkpointing
 from hwnas.errors import ConfigError, choices_text
 from hwnas.jobs.train_predictor import lightning_logger
-from hwnas.predictors.estimator import checkpointing, make_trainer
+from hwnas.predictors.estimator import make_trainer
 from hwnas.supernet import (ImageDataModule, ProgressiveShrinking, evaluate_subnet, largest_arch, load_supernet,
                             median_arch, save_supernet, smallest_arch, space_spec)
 from hwnas.supernet.data import SPLITS
@@ -67,28 +68,16 @@ RESUME_KEYS = {"space": "search_space", "phases": "supernet.phases", "seed": "se
                "kd_weight": "supernet.kd.weight"}
 
 
-def check_resumable(ckpt: Path, module: pl.LightningModule, keys: dict[str, str]) -> None:
-    """A run dir's checkpoint must match ``module`` on ``keys`` (hparam -> option), else resuming would mix two runs."""
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    except Exception as exc:  # noqa: BLE001 - unreadable: let Lightning report it in full
-        logging.getLogger(__name__).warning("cannot pre-check %s: %s", ckpt, exc)
-        return
-    for key, name in keys.items():
-        if key in saved and saved[key] != module.hparams[key]:
-            raise ConfigError(f"checkpoint '{ckpt}' was trained with another {name} ({saved[key]!r}); use a new "
-                              f"hydra.run.dir, or delete {ckpt.parent} to start over")
-
-
 def fit_resumable(module: pl.LightningModule, dm: ImageDataModule, cfg, ctx, max_epochs: int, keys: dict[str, str],
                   progress_bar, what: str) -> tuple[float, pl.Trainer, Path]:
-    """Fit with ``last.ckpt`` every epoch and ``interrupted.ckpt`` on an exception, resuming from the newer
-    of the two when the run dir has one; returns (seconds, trainer, checkpoint dir)."""
+    """Fit with ``last.ckpt`` every epoch and ``interrupted.ckpt`` on an exception, resuming from the readable
+    one with the most training when the run dir has one (:mod:`hwnas.checkpoints`); ``keys`` (hparam -> option)
+    must match the checkpoint's. Returns (seconds, trainer, checkpoint dir)."""
     ckdir = ctx.run_dir / "checkpoints"
-    callbacks, ckpt_path = checkpointing(ckdir)
-    if ckpt_path is not None:
-        check_resumable(ckpt_path, module, keys)
-        print(f"resuming {what} training from {ckpt_path}")
+    callbacks, resume = checkpointing(ckdir)
+    if resume is not None:
+        check_same_config(resume, module.hparams, keys)
+        print(f"resuming {what} training from {resume.path} (step {resume.global_step})")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     trainer = make_trainer(trainer_config(cfg), max_epochs, ctx.run_dir, lightning_logger(ctx), progress_bar, callbacks)
@@ -96,7 +85,7 @@ def fit_resumable(module: pl.LightningModule, dm: ImageDataModule, cfg, ctx, max
     with warnings.catch_warnings():
         for note in QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=note)
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(module, datamodule=dm, ckpt_path=resume.ckpt_path if resume else None)
     return time.perf_counter() - t0, trainer, ckdir
 
 

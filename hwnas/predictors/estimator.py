@@ -12,6 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from hwnas.checkpoints import check_same_config, checkpointing, plugins
 from hwnas.errors import ConfigError, DataError
 from hwnas.estimators.base import LatencyEstimator
 from hwnas.predictors.data import LatencyDataModule, TargetTransform, featurize
@@ -20,25 +21,18 @@ from hwnas.predictors.module import LatencyPredictor, load_predictor, save_predi
 DEFAULT_TRAINER = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1}
 
 
-def checkpointing(ckdir: Path) -> tuple[list, Path | None]:
-    """Callbacks writing ``last.ckpt`` every epoch and ``interrupted.ckpt`` on an exception, and the newer of
-    the two already in ``ckdir`` to resume from (None: start afresh)."""
-    callbacks = [pl.callbacks.ModelCheckpoint(dirpath=ckdir, filename="last", monitor=None, save_top_k=1,
-                                              every_n_epochs=1, enable_version_counter=False),
-                 # removes its file after a clean finish, so it must not share last.ckpt's name
-                 pl.callbacks.OnExceptionCheckpoint(dirpath=ckdir, filename="interrupted")]
-    saved = [p for p in (ckdir / "interrupted.ckpt", ckdir / "last.ckpt") if p.exists()]
-    return callbacks, max(saved, key=lambda p: p.stat().st_mtime) if saved else None
-
-
 def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=False, progress: bool | None = None,
                  callbacks: Sequence = (), validate: bool = True) -> pl.Trainer:
+    """A Trainer from the ``trainer`` group; with checkpoint ``callbacks`` (:func:`hwnas.checkpoints.checkpointing`)
+    every checkpoint it writes is verified before it replaces the previous one."""
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else dict(trainer_cfg or DEFAULT_TRAINER)
     from hwnas.interrupts import lightning_progress
 
     cfg.update(max_epochs=int(max_epochs), logger=logger, enable_model_summary=False,
                callbacks=[*callbacks, lightning_progress()],  # where a fit stopped, for the interrupt message
                default_root_dir=str(work_dir) if work_dir else None, enable_checkpointing=bool(callbacks))
+    if callbacks:
+        cfg["plugins"] = [*(cfg.get("plugins") or []), *plugins()]
     cfg.setdefault("log_every_n_steps", 1)
     if not validate:
         cfg["limit_val_batches"] = 0
@@ -110,19 +104,37 @@ class PredictorEstimator(LatencyEstimator):
 
     def train_module(self, datamodule, work_dir=None, logger=False, epochs: int | None = None) -> None:
         """Train ``self.module``; with ``work_dir``, checkpoint every epoch and on interrupt, resume if present."""
-        callbacks, ckpt_path = [], None
+        callbacks, resume = [], None
         if work_dir is not None:
             callbacks, resume = checkpointing(Path(work_dir) / "checkpoints")
-            ckpt_path = str(resume) if resume else None
+            if resume is not None:
+                check_same_config(resume, self.module.hparams, self.resume_options())
+                print(f"resuming predictor training from {resume.path} (step {resume.global_step})")
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
         trainer = make_trainer(self.trainer_cfg, epochs or self.epochs, work_dir, logger, self.progress_bar, callbacks,
                                validate=bool(datamodule.val))
         t0 = time.perf_counter()
-        trainer.fit(self.module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(self.module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
         self.train_seconds = time.perf_counter() - t0
         self.module.eval()
         self.fitted = True
+
+    def resume_options(self) -> dict[str, str]:
+        """The hyperparameters (of :class:`LatencyPredictor`) a checkpoint must share with this estimator to be
+        resumed, and the option that sets each."""
+        net = ({"model_kwargs.hidden": "estimator.hidden"} if self.options["model"] == "mlp" else
+               {"model_kwargs.hidden": "estimator.gcn_hidden", "model_kwargs.layers": "estimator.gcn_layers",
+                "model_kwargs.head": "estimator.hidden"})
+        data = "training set"  # the latencies' mean and spread: another device, table, train.samples or train.split
+        return {"space": "search_space", "model": "estimator.model", "encoding": "estimator.encoding", **net,
+                "model_kwargs.dropout": "estimator.dropout", "model_kwargs.input_dim": "encoding width (search_space)",
+                "model_kwargs.node_features": "encoding width (search_space)",
+                "model_kwargs.num_devices": "set of training devices", "model_kwargs.device_dim": "device representation",
+                "model_kwargs.embedding_dim": "embedding_dim", "lr": "estimator.lr",
+                "weight_decay": "estimator.weight_decay", "loss": "estimator.loss", "rank_weight": "estimator.rank_weight",
+                "scheduler": "estimator.scheduler", "target_transform": "estimator.target_transform",
+                "target_mean": data, "target_std": data}
 
     # ------------------------------------------------------------------ inference
     def check_space(self, space) -> None:

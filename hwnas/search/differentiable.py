@@ -43,6 +43,11 @@ from hwnas.search.base import SearchStrategy
 from hwnas.search.mixed import CANDIDATES, SKIP, MixedNetwork, MixedSpace, derive_arch, mixed_space
 
 LATENCY_SOURCES = ("lut", "profile", "estimator")
+#: hyperparameters a search checkpoint must share with this run to be resumed, and the option naming each
+RESUME_KEYS = {"space": "search_space", "resolution": "search_strategy.resolution", "candidates": "search_strategy.candidates",
+               "latency_lambda": "search_strategy.lambda", "warmup_epochs": "search_strategy.warmup_epochs",
+               "epochs": "search_strategy.epochs",
+               "op_latency_ms": "latency table (search_strategy.latency_source, latency_path or device)"}
 STATISTICS = ("mean", "median")
 WEIGHT_OPTIMIZERS = ("sgd", "adam")
 
@@ -418,25 +423,26 @@ class DifferentiableSearch(SearchStrategy):
 
         With ``work_dir`` it checkpoints every epoch and on interrupt, and resumes from there.
         """
-        from hwnas.predictors.estimator import checkpointing, make_trainer
+        from hwnas.checkpoints import check_same_config, checkpointing
+        from hwnas.predictors.estimator import make_trainer
 
         resolution = self.search_resolution(space)
         if images.image_size != resolution:
             raise ConfigError(f"the image data is {images.image_size} px; the search runs at {resolution} px")
         pl.seed_everything(self.seed, workers=True, verbose=False)
         module = self.build_module(space, resolution, latency)
-        callbacks, ckpt_path = [], None
+        callbacks, resume = [], None
         if work_dir is not None:
-            callbacks, ckpt_path = checkpointing(Path(work_dir) / "checkpoints")
-            if ckpt_path is not None:
-                _check_resumable(ckpt_path, module)
-                print(f"resuming differentiable search from {ckpt_path}")
+            callbacks, resume = checkpointing(Path(work_dir) / "checkpoints")
+            if resume is not None:
+                check_same_config(resume, module.hparams, RESUME_KEYS)
+                print(f"resuming differentiable search from {resume.path} (step {resume.global_step})")
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
         trainer = make_trainer(_trainer_config(trainer_cfg), self.warmup_epochs + self.epochs, work_dir, logger,
                                progress, callbacks)
         t0 = time.perf_counter()
-        trainer.fit(module, datamodule=AlternatingData(images, self.seed), ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(module, datamodule=AlternatingData(images, self.seed), ckpt_path=resume.ckpt_path if resume else None)
         seconds = time.perf_counter() - t0
         module.eval()
         choice, arch, model = module.derived()
@@ -458,19 +464,6 @@ def _trainer_config(trainer_cfg) -> dict:
     tc["num_sanity_val_steps"] = 0
     tc.pop("gradient_clip_val", None)
     return tc
-
-
-def _check_resumable(ckpt: Path, module: DifferentiableNAS) -> None:
-    """A run dir's checkpoint must come from the same settings, else resuming would mix two searches."""
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    except Exception as exc:  # noqa: BLE001 - unreadable: let Lightning report it in full
-        logging.getLogger(__name__).warning("cannot pre-check %s: %s", ckpt, exc)
-        return
-    for key in ("space", "resolution", "candidates", "latency_lambda", "warmup_epochs", "epochs", "op_latency_ms"):
-        if key in saved and saved[key] != module.hparams[key]:
-            raise ConfigError(f"checkpoint '{ckpt}' was made with another {key} ({str(saved[key])[:60]}); use a new "
-                              f"hydra.run.dir, or delete {ckpt.parent} to start over")
 
 
 __all__ = ["DifferentiableSearch", "DifferentiableNAS", "DifferentiableResult", "OpLatency", "AlternatingData",
