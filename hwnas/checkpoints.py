@@ -25,7 +25,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pytorch_lightning as pl
 import torch
@@ -98,13 +98,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_checkpoint(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> Path:
+def write_checkpoint(checkpoint: Mapping[str, Any], path: str | os.PathLike,
+                     check: Callable[[str], Any] = load_checkpoint) -> Path:
     """Write ``checkpoint`` to ``path`` so that ``path`` always holds a complete, loadable checkpoint.
 
     Serializes into a temp file in the same folder (through a Python file object, so a full disk
-    surfaces as its OSError), fsyncs it, loads it back, then renames it over ``path``. On any failure
-    the temp file is removed and :class:`CheckpointError` names the file and the reason; a signal
-    (``JobInterrupted``) while writing propagates as it is, after the same clean-up.
+    surfaces as its OSError), fsyncs it, loads it back (``check``: a Lightning checkpoint by default;
+    any ``torch.load`` of the temp file's path for other payloads), then renames it over ``path``. On
+    any failure the temp file is removed and :class:`CheckpointError` names the file and the reason; a
+    signal (``JobInterrupted``) while writing propagates as it is, after the same clean-up.
     """
     path = Path(path)
     tmp: str | None = None
@@ -116,7 +118,7 @@ def write_checkpoint(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> 
             fh.flush()
             os.fsync(fh.fileno())
         try:
-            load_checkpoint(tmp)
+            check(tmp)
         except Exception as exc:  # noqa: BLE001 - whatever fails to load back must not replace the previous file
             raise _Unloadable(f"the written file does not load back ({_reason(exc)})") from exc
         os.replace(tmp, path)

@@ -197,6 +197,10 @@ def test_write_checkpoint_replaces_only_with_a_loadable_file(tmp_path, monkeypat
     with pytest.raises(CheckpointError, match="; no checkpoint was written$"):
         write_checkpoint({"state_dict": {}, "global_step": 3}, tmp_path / "ck" / "new.ckpt")
     assert digest(path) == before and not temp_files(path.parent) and not (tmp_path / "ck" / "new.ckpt").exists()
+    monkeypatch.undo()
+    weights = tmp_path / "ck" / "weights.pt"  # any payload, with the check that fits it
+    write_checkpoint({"w": torch.ones(2)}, weights, check=lambda p: torch.load(p, weights_only=True))
+    assert torch.equal(torch.load(weights, weights_only=True)["w"], torch.ones(2))
 
 
 def test_find_resume_prefers_most_training_and_sets_damaged_aside(tmp_path, capsys):
