@@ -12,7 +12,8 @@ Three rules keep that safe:
   copy cut short) is named in one line and renamed to ``*.damaged``, never deleted and never picked
   again (:func:`find_resume`);
 - the interrupt checkpoint is only written when it holds more training than the checkpoint this fit
-  started from (:class:`ExceptionCheckpoint`): a fit that failed to start leaves the run dir as it was.
+  started from (:class:`ExceptionCheckpoint`): a fit that failed to start leaves the run dir as it was;
+  after a clean finish it is removed, unless it holds the end of the fit (then it becomes ``last.ckpt``).
 
 :func:`check_same_config` refuses to resume a checkpoint made with other settings, naming the option.
 """
