@@ -23,6 +23,10 @@ class DataError(HwnasError, ValueError):
     """A data file (latency or accuracy table, lookup table) that is missing or malformed."""
 
 
+class WriteError(HwnasError, OSError):
+    """An output the system refuses to take (disk full, file too large, permissions)."""
+
+
 def choices_text(allowed) -> str:
     """Render allowed values for an error message: ``3, 5, 7``."""
     return ", ".join(str(a) for a in allowed)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, WriteError
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -24,21 +24,35 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def _atomic_write(path: str | os.PathLike, write) -> Path:
+    """``write(file object)`` into a temp file beside ``path``, fsync, rename over ``path``. A full disk or any
+    other refusal of the system is a :class:`WriteError` naming the file; the previous file stays as it was."""
     path = Path(path)
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except (OSError, RuntimeError) as exc:
+        # torch reports a failed write into a file object as a RuntimeError raised while handling the OSError
+        os_error = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(os_error, OSError):
+            raise
+        kept = "the previous file is kept" if path.exists() else "nothing was written"
+        raise WriteError(f"cannot write '{path}': {os_error.strerror or os_error}; {kept}") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return _atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -46,20 +60,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_torch_save(payload, path: str | os.PathLike) -> Path:
-    """``torch.save`` through a temp file and an atomic rename: a crash never leaves half a checkpoint."""
+    """``torch.save`` through a temp file and an atomic rename: a crash never leaves half a checkpoint
+    (saved through a file object, so a full disk surfaces as its OSError, not as torch's RuntimeError)."""
     import torch
 
-    path = Path(path)
-    ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return _atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def flat_numeric(metrics: Mapping[str, object]) -> dict[str, float]:

@@ -34,6 +34,12 @@ INFRASTRUCTURE = {".hydra", RECORD, SUPERSEDED, "wandb", ".submitit"}
 NEUTRAL_KEYS = {"logger", "paths.output_dir"}
 NEUTRAL_LEAVES = {"progress_bar", "enable_progress_bar"}
 
+#: how long a fit may run this time (a scheduler's time slot, a step budget): a change of only these keeps the
+#: run dir's checkpoints, so that the fit resumes where it stopped (its own check refuses a checkpoint whose
+#: training options differ); the results of the earlier sitting still move aside
+BUDGET_KEYS = {"trainer.max_steps", "trainer.max_time", "trainer.max_epochs"}
+RESUME_STATE = ("checkpoints", "lightning_logs")  # the fit's state and its curve so far
+
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(node, Mapping):
@@ -125,7 +131,12 @@ def begin(run_dir: Path, job: str, config: Mapping[str, Any], identity: str = ""
     old = read_record(run_dir)
     note, carried = None, []
     if old is not None and old.get("fingerprint") != fp:
-        outputs = _made_by(old, run_dir, keep)
+        a, b = result_config(old.get("config", {})), result_config(config)
+        changed = {k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>")}
+        resumable = bool(changed) and changed <= BUDGET_KEYS and old.get("identity", "") == identity
+        made = _made_by(old, run_dir, keep)
+        outputs = [p for p in made if not (resumable and p.name in RESUME_STATE)]
+        carried = sorted(p.name for p in made if p not in outputs)  # the fit state this run continues
         if outputs:
             stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(old.get("started_unix", time.time())))
             dest = run_dir / SUPERSEDED / f"{stamp}_{old.get('fingerprint', 'unknown')[:8]}"
@@ -137,7 +148,7 @@ def begin(run_dir: Path, job: str, config: Mapping[str, Any], identity: str = ""
     elif old is not None:  # the same config again (a resume): what the earlier runs made stays theirs and ours
         carried = sorted(p.name for p in _made_by(old, run_dir, keep))
     record = {"job": job, "fingerprint": fp, "status": "running", "pid": os.getpid(), "started_unix": time.time(),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": dict(config), "keep": list(keep),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": dict(config), "identity": identity, "keep": list(keep),
               "present_at_start": [p.name for p in _entries(run_dir, keep)], "outputs_before": carried}
     if multirun:
         record["multirun"] = multirun

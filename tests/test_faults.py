@@ -76,6 +76,29 @@ def test_a_changed_pipeline_stage_reruns_on_fresh_outputs(tmp_path):
     assert list((stage / "superseded").glob("*/checkpoints/last.ckpt"))
 
 
+def test_a_new_time_or_step_budget_keeps_the_fit_state_to_resume(tmp_path):
+    """``trainer.max_steps``/``max_time`` say how long this sitting may train: changing only them keeps the
+    checkpoints and the curve (the fit resumes), while the results of the earlier sitting move aside."""
+    from hwnas import runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    runs.begin(run, "train_supernet", {"trainer": {"max_steps": 31}, "seed": 0})
+    for name in ("checkpoints", "lightning_logs"):
+        (run / name).mkdir()
+        (run / name / "x").write_text("state")
+    (run / "metrics.json").write_text("{}")
+    runs.end(run, "finished")
+    note = runs.begin(run, "train_supernet", {"trainer": {"max_steps": -1}, "seed": 0})
+    assert note and "trainer.max_steps: 31 -> -1" in note and "moved 1 entries" in note
+    assert (run / "checkpoints" / "x").exists() and (run / "lightning_logs" / "x").exists()
+    assert not (run / "metrics.json").exists()
+    runs.end(run, "finished")
+    # any other change (here the seed, with the budget) starts afresh: the state moves too
+    runs.begin(run, "train_supernet", {"trainer": {"max_steps": 10}, "seed": 1})
+    assert not (run / "checkpoints").exists()
+
+
 def test_files_a_user_put_in_the_run_dir_are_not_outputs(tmp_path):
     """Only what a job made moves aside: an input CSV placed in the run dir (before or between runs) stays."""
     from hwnas import runs
@@ -227,3 +250,32 @@ def test_an_interrupted_job_is_reported_by_the_sweep_summary(tmp_path):
             runs.end(d, "finished")
     records = sweeps.sweep_records(tmp_path)
     assert [r["status"] for r in records] == ["finished", "running"]
+
+
+def test_an_output_that_does_not_fit_on_the_disk_is_one_line_and_keeps_the_old_file(tmp_path):
+    """A full disk (here a file-size limit: Python ignores SIGXFSZ, so the write fails with EFBIG) while
+    writing predictor.pt / supernet.pt / a CSV: a WriteError naming the file; the previous version stays."""
+    script = f"""
+import resource, torch
+from hwnas.errors import user_error_text
+from hwnas.io import atomic_torch_save, atomic_write_text
+atomic_write_text({str(tmp_path / 'a.csv')!r}, "old")
+atomic_torch_save({{"w": torch.zeros(4)}}, {str(tmp_path / 'p.pt')!r})
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+for write in (lambda: atomic_torch_save({{"w": torch.zeros(100_000)}}, {str(tmp_path / 'p.pt')!r}),
+              lambda: atomic_write_text({str(tmp_path / 'a.csv')!r}, "x" * 100_000)):
+    try:
+        write()
+    except Exception as exc:
+        print(user_error_text(exc))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines == [f"cannot write '{tmp_path / 'p.pt'}': File too large; the previous file is kept",
+                     f"cannot write '{tmp_path / 'a.csv'}': File too large; the previous file is kept"], done.stdout
+    assert (tmp_path / "a.csv").read_text() == "old"
+    import torch
+
+    assert torch.load(tmp_path / "p.pt", weights_only=True)["w"].numel() == 4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

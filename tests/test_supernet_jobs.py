@@ -122,11 +122,18 @@ def test_finished_run_is_not_retrained(trained):
     assert again["global_step"] == 45 and again["train_seconds"] < trained["second"]["train_seconds"] + 5
 
 
-def test_resume_refuses_another_config(trained):
+def test_resume_refuses_another_config(trained, tmp_path):
+    """Checkpoints copied into a run dir without its record (hwnas-run.json) are checked on their own: a
+    checkpoint of another configuration is refused. (With the record, a rerun with another config moves
+    the old outputs aside first: tests/test_faults.py.)"""
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained["dir"] / "checkpoints", run_dir / "checkpoints")
     with pytest.raises(ConfigError, match="was trained with another seed"):
-        run_job(trained["cfg"]("seed=1"), run_dir=trained["dir"])
+        run_job(trained["cfg"]("seed=1"), run_dir=run_dir)
     with pytest.raises(ConfigError, match="was trained with another supernet.kd.teacher"):
-        run_job(trained["cfg"]("supernet=naive"), run_dir=trained["dir"])
+        run_job(trained["cfg"]("supernet=naive"), run_dir=run_dir)
 
 
 def test_eval_subnets_writes_resumable_csv(trained, compose_cfg, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 import pytorch_lightning as pl
@@ -66,11 +67,12 @@ def test_job_learns_and_scores_the_inherited_subnet(compose_cfg, tmp_path):
     assert len(lrs) == 18 and lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1]) and lrs[4] == pytest.approx(0.1)
     assert lrs[-1] < 0.005 and all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] == m["test/acc"]
-    # a finished run is not trained again; another arch in the same run dir is refused
+    # a finished run is not trained again; its checkpoints copied under another arch are refused
     again = run_job(compose_cfg(*common, "train_subnet.index=2"), run_dir=run_dir)
     assert again["global_step"] == m["global_step"] and again["test/acc"] == pytest.approx(m["test/acc"])
+    shutil.copytree(run_dir / "checkpoints", tmp_path / "copy" / "checkpoints")
     with pytest.raises(ConfigError, match="was trained with another arch"):
-        run_job(compose_cfg(*common, "train_subnet.index=0"), run_dir=run_dir)
+        run_job(compose_cfg(*common, "train_subnet.index=0"), run_dir=tmp_path / "copy")
 
 
 @pytest.mark.parametrize("overrides,message", [
