@@ -89,10 +89,11 @@ def fit_resumable(module: pl.LightningModule, dm: ImageDataModule, cfg, ctx, max
     return time.perf_counter() - t0, trainer, ckdir
 
 
-def load_supernet_with_data(cfg, path) -> tuple:
+def load_supernet_with_data(cfg, path, setting: str | None = None) -> tuple:
     """A trained supernet and the DataModule it was trained on (image size from the checkpoint); a ``data``
-    choice that differs from the supernet's data is refused. Returns (supernet, meta, datamodule)."""
-    supernet, meta = load_supernet(path)
+    choice that differs from the supernet's data is refused, and so is a file that is not a supernet
+    (``setting``: the option that named it). Returns (supernet, meta, datamodule)."""
+    supernet, meta = load_supernet(path, setting)
     space = supernet.space
     dm = build_data(cfg, int(meta.get("image_size", max(space.resolutions))))
     if meta.get("data") and meta["data"] != dm.name:

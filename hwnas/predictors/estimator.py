@@ -57,10 +57,14 @@ class PredictorEstimator(LatencyEstimator):
         self.options = dict(model=model, hidden=list(hidden), gcn_hidden=gcn_hidden, gcn_layers=gcn_layers,
                             dropout=dropout, encoding=encoding, target_transform=target_transform, loss=loss,
                             rank_weight=rank_weight, lr=lr, weight_decay=weight_decay)
-        if int(epochs) < 1 or int(batch_size) < 1:
-            raise ConfigError(f"estimator.epochs = {epochs} and estimator.batch_size = {batch_size} must be >= 1")
-        self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), int(seed)
-        self.trainer_cfg, self.progress_bar, self.predict_batch_size = trainer, progress_bar, int(predict_batch_size)
+        from hwnas.options import count, integer
+
+        self.epochs = count(epochs, "estimator.epochs", 1, why="passes over the training set")
+        self.batch_size = count(batch_size, "estimator.batch_size", 1, why="architectures per training step")
+        self.seed = integer(seed, "estimator.seed", minimum=0)
+        self.trainer_cfg, self.progress_bar = trainer, progress_bar
+        self.predict_batch_size = count(predict_batch_size, "estimator.predict_batch_size", 1,
+                                        why="architectures per inference batch")
         if str(precision) not in ("32", "bf16"):
             raise ConfigError(f"estimator.precision = {precision!r} is not allowed; allowed: 32, bf16")
         self.precision = str(precision)
