@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from hwnas.errors import ConfigError
@@ -28,7 +29,7 @@ def integer(value: Any, name: str, minimum: int | None = None, maximum: int | No
         if allow_none:
             return None
         raise ConfigError(f"{name} is not set; it must be an integer {_range_text(minimum, maximum)}".rstrip() + hint)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (not isinstance(value, numbers.Integral) and
                                                                          (not math.isfinite(value) or value != int(value))):
         if isinstance(value, str):
             try:
@@ -54,13 +55,13 @@ def number(value: Any, name: str, minimum: float | None = None, maximum: float |
             value = float(value.strip())
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ConfigError(f"{name} = {value!r} is not a finite number" + (" or null" if allow_none else "") + hint)
     out = float(value)
     low_bad = minimum is not None and (out <= minimum if exclusive_minimum else out < minimum)
     if low_bad or (maximum is not None and out > maximum):
         low = f"> {minimum}" if exclusive_minimum and minimum is not None else None
-        allowed = low if low and maximum is None else _range_text(minimum, maximum)
+        allowed = (low if maximum is None else f"{low} and <= {maximum}") if low else _range_text(minimum, maximum)
         raise ConfigError(f"{name} = {value!r} is out of range; it must be {allowed}" + hint)
     return out
 
@@ -78,3 +79,8 @@ def count(value: Any, name: str, minimum: int, maximum: int | None = None, allow
     """:func:`integer` for a number of items (samples, rows, steps) whose minimum the computation needs;
     ``why`` (e.g. "a rank correlation needs 3 points") is appended to the message of a value out of range."""
     return integer(value, name, minimum, maximum, allow_none, hint=f" ({why})" if why else "")
+
+
+def seed(value: Any, name: str) -> int:
+    """A random seed: an integer >= 0 (``seed=1.5`` is not seed 1; numpy refuses negative seeds deep inside)."""
+    return integer(value, name, 0, hint=" (a random seed)")

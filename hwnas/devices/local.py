@@ -11,6 +11,7 @@ import torch
 
 from hwnas.devices.base import Device, HardwareDescriptor
 from hwnas.errors import ConfigError, choices_text
+from hwnas.options import integer
 from hwnas.measure.harness import Timing, measure_latency, median_seconds
 
 KINDS = ("cpu", "cuda")
@@ -49,13 +50,14 @@ class LocalDevice(Device):
         if kind == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device=local_cuda needs a CUDA GPU, and torch.cuda.is_available() is False here; "
                               "use device=local_cpu")
-        for field, value in (("batch_size", batch_size), ("warmup", warmup + 1), ("repeats", repeats), ("number", number)):
-            if int(value) < 1:
-                raise ConfigError(f"device.{field} = {value} must be >= 1" if field != "warmup" else
-                                  f"device.warmup = {warmup} must be >= 0")
+        threads = integer(threads, "device.threads", 1, allow_none=True,
+                          hint=" (intra-op threads while measuring; null: every core)")
+        self.batch_size = integer(batch_size, "device.batch_size", 1, hint=" (images per measured forward pass)")
+        self.warmup = integer(warmup, "device.warmup", 0, hint=" (untimed runs before timing)")
+        self.repeats = integer(repeats, "device.repeats", 1, hint=" (timed blocks; the median is the latency)")
+        self.number = integer(number, "device.number", 1, hint=" (runs per timed block)")
         self.kind = kind
-        self.threads = int(threads) if threads else (os.cpu_count() or 1)
-        self.batch_size, self.warmup, self.repeats, self.number = int(batch_size), int(warmup), int(repeats), int(number)
+        self.threads = threads if threads is not None else (os.cpu_count() or 1)
         self.torch_device = torch.device("cuda" if kind == "cuda" else "cpu")
         self.name = name or (f"local_{kind}_t{self.threads}_b{self.batch_size}")
 

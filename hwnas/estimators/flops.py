@@ -28,6 +28,14 @@ class FlopsEstimator(LatencyEstimator):
             raise ConfigError(f"estimator.features = {list(features)} is not allowed; choose from {choices_text(FEATURES)}")
         self.features = tuple(features)
         self.linear = LinearFit(per_group=per_resolution)
+        self.check_fit_samples()
+
+    @property
+    def min_fit_samples(self) -> int:
+        return len(self.features) + 1  # one coefficient per feature and the intercept
+
+    def fit_needs(self) -> str:
+        return f"with features {list(self.features)} fits {self.min_fit_samples} coefficients"
 
     def design(self, space, archs) -> np.ndarray:
         costs = space.costs(archs)

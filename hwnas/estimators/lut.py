@@ -75,6 +75,10 @@ class LookupTableEstimator(LatencyEstimator):
         self.path = str(path)
         self.tables = load_tables(path, data_dir, statistic)
         self.linear = LinearFit(per_group=calibrate == "per_resolution")
+        self.check_fit_samples()
+
+    def fit_needs(self) -> str:
+        return f"with calibrate={self.calibrate} fits a * sum + b"
 
     def layer_sum(self, space, archs) -> np.ndarray:
         out = np.empty(len(archs), dtype=np.float64)

@@ -9,18 +9,22 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from hwnas.errors import ConfigError
+from hwnas.options import count, number
 from hwnas.measure.harness import median_seconds
 from hwnas.estimators.fitting import fit_from_config
 from hwnas.predictors import PredictorEstimator
 
 
 def run(cfg, ctx) -> dict[str, float]:
-    n, repeats = int(cfg.benchmark.n), int(cfg.benchmark.repeats)
-    if n < 1 or repeats < 1:
-        raise ConfigError(f"benchmark.n = {n} and benchmark.repeats = {repeats} must be >= 1")
-    if cfg.benchmark.get("threads"):
-        torch.set_num_threads(int(cfg.benchmark.threads))
+    b = cfg.benchmark
+    n = count(b.n, "benchmark.n", 1, why="architectures per timed call")
+    repeats = count(b.repeats, "benchmark.repeats", 1, why="timed calls; the median is reported")
+    threads = count(b.get("threads"), "benchmark.threads", 1, allow_none=True,
+                    why="torch intra-op threads; null: torch's default, all cores")
+    if b.get("search"):
+        budget_quantile(cfg)  # checked before the timing, not after it
+    if threads is not None:
+        torch.set_num_threads(threads)
     space = instantiate(cfg.search_space)
     estimator = instantiate(cfg.estimator)
     archs = space.sample(n, seed=int(cfg.seed))
@@ -43,6 +47,12 @@ def run(cfg, ctx) -> dict[str, float]:
     return metrics
 
 
+def budget_quantile(cfg) -> float:
+    """``benchmark.budget_quantile``: where in the estimator's predictions the search's budget lies, in (0, 1]."""
+    return number(cfg.benchmark.get("budget_quantile", 0.5), "benchmark.budget_quantile", 0, 1, exclusive_minimum=True,
+                  hint=" (the search's latency budget is this quantile of the estimator's predictions)")
+
+
 def _time_search(cfg, space, estimator, archs) -> dict[str, float]:
     """One run of ``search_strategy`` (accuracy from the ``accuracy`` group or the space's default)
     under a latency budget at ``benchmark.budget_quantile`` of the estimator's predictions."""
@@ -51,9 +61,7 @@ def _time_search(cfg, space, estimator, archs) -> dict[str, float]:
     from hwnas.search.objectives import accuracy_metric, latency_metric
     from hwnas.search.problem import SearchProblem
 
-    q = float(cfg.benchmark.get("budget_quantile", 0.5))
-    if not 0 < q <= 1:
-        raise ConfigError(f"benchmark.budget_quantile = {q} must lie in (0, 1]")
+    q = budget_quantile(cfg)
     strategy = instantiate(cfg.search_strategy)
     source = instantiate(cfg.accuracy) if cfg.get("accuracy") is not None else default_accuracy(space, cfg.paths.get("data_dir"))
     source.prepare(space)

@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from hwnas.errors import ConfigError, choices_text
 from hwnas.io import atomic_write_text, write_csv
 from hwnas.jobs.train_predictor import lightning_logger
+from hwnas.options import count, integer, number
 from hwnas.search.differentiable import DifferentiableSearch, lut_latency
 from hwnas.search.mixed import mixed_space
 from hwnas.supernet.data import SPLITS, ImageDataModule
@@ -68,15 +69,19 @@ def run(cfg, ctx) -> dict[str, float]:
     bad = [s for s in splits if s not in SPLITS]
     if bad:
         raise ConfigError(f"differentiable_search.eval_splits: {bad[0]!r} is not a split; allowed: {choices_text(SPLITS)}")
-    retrain_epochs = int(job.retrain_epochs)
-    if retrain_epochs < 0:
-        raise ConfigError(f"differentiable_search.retrain_epochs = {retrain_epochs} must be >= 0")
+    retrain_epochs = count(job.retrain_epochs, "differentiable_search.retrain_epochs", 0,
+                           why="epochs fine-tuning the derived network; 0: no fine-tuning")
+    retrain_lr = number(job.get("retrain_lr", 0.01), "differentiable_search.retrain_lr", 0, exclusive_minimum=True)
+    integer(job.calibration_images, "differentiable_search.calibration_images", 1,
+            hint=" (training images that recalibrate batch norm before scoring)")
     probe = instantiate(cfg.search_space)  # validates resolutions before the data is sized by them
     resolution = strategy.search_resolution(probe)
     mixed_space(probe, resolution)  # fails fast on a space the search cannot run on
     device = instantiate(cfg.device)
     dm = _image_data(cfg, resolution)
     space = instantiate(cfg.search_space, num_classes=dm.num_classes)  # the classifier follows the data
+    # checked against the data before the search trains, not after
+    calibration = dm.check_calibration(job.calibration_images, "differentiable_search.calibration_images")
 
     # ---- per-candidate latencies (a profiled table is kept in the run dir so a rerun resumes with it)
     profiled = ctx.path("lut.yaml")
@@ -106,7 +111,6 @@ def run(cfg, ctx) -> dict[str, float]:
     # ---- the derived architecture: cost, accuracy (inherited weights, optionally fine-tuned), measured latency
     cost = space.costs([result.arch])
     eval_device = pick_device(str(job.get("device", "auto")))
-    calibration = int(job.calibration_images)
     acc = _accuracy(result.model, dm, splits, calibration, resolution, eval_device)
     metrics: dict[str, float] = {
         "lambda": strategy.latency_lambda, "expected_latency_ms": result.expected_latency_ms,
@@ -119,7 +123,7 @@ def run(cfg, ctx) -> dict[str, float]:
         from hwnas.predictors.estimator import make_trainer
         from hwnas.search.differentiable import _trainer_config
 
-        tune = FineTune(result.model.train(), float(job.retrain_lr), retrain_epochs)
+        tune = FineTune(result.model.train(), retrain_lr, retrain_epochs)
         trainer = make_trainer(_trainer_config(cfg.trainer), retrain_epochs, ctx.run_dir / "retrain", False,
                                job.get("progress_bar"), validate=False)
         t1 = time.perf_counter()

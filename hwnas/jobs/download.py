@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from hwnas.data.download import download
 from hwnas.data.root import ENV_VAR, resolve_data_dir
 from hwnas.errors import DataError
+from hwnas.options import number
 
 
 def _target_dir(cfg) -> Path:
@@ -48,7 +49,8 @@ def run(cfg, ctx=None) -> dict[str, float]:
         only=only,
         force=bool(OmegaConf.select(cfg, "download.force", default=False)),
         base_url_override=OmegaConf.select(cfg, "download.base_url", default=None),
-        timeout=float(OmegaConf.select(cfg, "download.timeout", default=60)),
+        timeout=number(OmegaConf.select(cfg, "download.timeout", default=60), "download.timeout", 0,
+                       exclusive_minimum=True, hint=" (seconds per request)"),
     )
     return {
         name: float(value)

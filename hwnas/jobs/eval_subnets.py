@@ -18,6 +18,7 @@ from tqdm import tqdm
 from hwnas.errors import ConfigError, choices_text
 from hwnas.jobs.train_supernet import load_supernet_with_data, set_threads
 from hwnas.measure import MeasurementStore, provenance
+from hwnas.options import count, integer, seed
 from hwnas.supernet import evaluate_subnet, largest_arch, smallest_arch
 from hwnas.supernet.data import SPLITS
 from hwnas.supernet.evaluation import pick_device
@@ -39,13 +40,16 @@ def identity(cfg, checkpoint: Path, data_name: str, split: str) -> dict[str, obj
         drop.append("root")
     return {"rows": "top-1 accuracy of subnets (job=eval_subnets)", "supernet.sha256": provenance.file_digest(checkpoint),
             "data.name": data_name, **provenance.options("data", data, drop=drop), "eval_subnets.split": split,
-            "eval_subnets.calibration_images": int(cfg.eval_subnets.calibration_images)}
+            "eval_subnets.calibration_images": integer(cfg.eval_subnets.calibration_images,
+                                                       "eval_subnets.calibration_images", 1)}
 
 
 def requested_archs(space, n: int, seed: int, include_extremes: bool) -> list:
     """``n`` distinct subnets: the smallest and largest first (if asked), then seeded samples (prefix-stable in n)."""
-    if n < 1:
-        raise ConfigError(f"eval_subnets.n = {n} must be >= 1")
+    n = count(n, "eval_subnets.n", 1, why="distinct subnets to evaluate")
+    if n > space.size():  # sample_unique would stop at the whole space, fewer than asked for
+        raise ConfigError(f"eval_subnets.n = {n} exceeds the {space.size():,} subnets of {space.name}; "
+                          f"allowed: 1..{space.size()}")
     archs = [smallest_arch(space), largest_arch(space)] if include_extremes else []
     seen = {space.to_string(a) for a in archs}
     for arch in space.sample_unique(n, seed=seed):
@@ -59,16 +63,22 @@ def requested_archs(space, n: int, seed: int, include_extremes: bool) -> list:
 
 def run(cfg, ctx) -> dict[str, float]:
     ec = cfg.eval_subnets
-    set_threads(ec.get("threads"))
+    set_threads(count(ec.get("threads"), "eval_subnets.threads", 1, allow_none=True,
+                      why="CPU threads; null: PyTorch's default, every core"))
+    n = count(ec.n, "eval_subnets.n", 1, why="distinct subnets to evaluate")
+    subnet_seed = seed(ec.seed, "eval_subnets.seed")
+    integer(ec.calibration_images, "eval_subnets.calibration_images", 1,
+            hint=" (training images that recalibrate batch norm before each subnet is scored)")
     if not ec.get("checkpoint"):
         raise ConfigError("eval_subnets.checkpoint is required: the supernet.pt written by job=train_supernet")
     split = str(ec.split)
     if split not in SPLITS:
         raise ConfigError(f"eval_subnets.split = {split!r} is not allowed; allowed: {choices_text(SPLITS)}")
     checkpoint = Path(ec.checkpoint)
-    supernet, meta, dm = load_supernet_with_data(cfg, checkpoint)
+    supernet, meta, dm = load_supernet_with_data(cfg, checkpoint, "eval_subnets.checkpoint")
     space = supernet.space
-    archs = requested_archs(space, int(ec.n), int(ec.seed), bool(ec.include_extremes))
+    calibration_images = dm.check_calibration(ec.calibration_images, "eval_subnets.calibration_images")
+    archs = requested_archs(space, n, subnet_seed, bool(ec.include_extremes))
     output = Path(ec.output) if ec.get("output") else checkpoint.parent / f"accuracy_{split}.csv"
     with MeasurementStore(output, COLUMNS, identity(cfg, checkpoint, dm.name, split),
                           option="eval_subnets.output") as store:
@@ -77,7 +87,7 @@ def run(cfg, ctx) -> dict[str, float]:
         supernet.to(device)
         t0 = time.perf_counter()
         if todo:
-            calibration = [x.to(device) for x in dm.calibration_batches(int(ec.calibration_images))]
+            calibration = [x.to(device) for x in dm.calibration_batches(calibration_images)]
             loader = dm.split_loader(split)
             for arch in tqdm(todo, desc=f"subnets ({split})", unit="subnet", dynamic_ncols=True):
                 acc = evaluate_subnet(supernet, arch, calibration, loader, device)

@@ -10,7 +10,7 @@ from hwnas.devices import require_table
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
 from hwnas.metrics import MIN_SCORED, evaluate_predictions
-from hwnas.options import count
+from hwnas.options import count, seed
 
 
 def split(n: int, n_fit: int, n_test: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +54,7 @@ def run(cfg, ctx) -> dict[str, float]:
             raise ConfigError(f"estimator.fit_data '{estimator.fit_data}' holds {len(archs) - len(candidates)} of the "
                               f"{len(archs)} architectures of device {device.name}, leaving {len(candidates)} unseen to "
                               f"score; scoring needs >= {MIN_SCORED}")
-    fit_pick, test_pick = split(len(candidates), pool, n_test, int(e.seed))
+    fit_pick, test_pick = split(len(candidates), pool, n_test, seed(e.seed, "evaluate.seed"))
     fit_idx, test_idx = candidates[fit_pick][:n_fit], candidates[test_pick]
     if fit_from_file is not None:
         estimator.fit(space, *fit_from_file)

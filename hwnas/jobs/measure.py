@@ -22,9 +22,14 @@ from hwnas.devices import LocalDevice, require_local
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
 from hwnas.measure import MeasurementStore, provenance
+from hwnas.options import count, seed
 
 COLUMNS = ["arch", "latency_ms", "std_ms", "iqr_ms", "min_ms", "repeats", "number", "params", "flops",
            "device", "hardware", "threads", "torch", "batch_size", "input_shape", "measured_at"]
+
+
+#: ``measure.noise_subset=null``: architectures re-measured for the noise floor (all requested when fewer)
+DEFAULT_NOISE_SUBSET = 10
 
 
 def default_output(cfg, space, device) -> Path:
@@ -34,10 +39,23 @@ def default_output(cfg, space, device) -> Path:
 def requested_archs(cfg, space) -> list:
     if cfg.measure.get("archs"):
         return space.from_strings(read_arch_column(cfg.measure.archs, "measure.archs"))
-    n = int(cfg.measure.n)
-    if n < 1:
-        raise ConfigError(f"measure.n = {n} must be >= 1")
-    return space.sample_unique(n, seed=int(cfg.measure.seed))
+    n = count(cfg.measure.n, "measure.n", 1, why="distinct architectures to have measured")
+    if n > space.size():  # sample_unique would return the whole space, fewer than asked for
+        raise ConfigError(f"measure.n = {n} exceeds the {space.size():,} architectures of {space.name}; "
+                          f"allowed: 1..{space.size()}")
+    return space.sample_unique(n, seed=seed(cfg.measure.seed, "measure.seed"))
+
+
+def noise_options(cfg, n_archs: int) -> tuple[int, int]:
+    """``(noise_subset, noise_rounds)``: how many of the requested architectures are re-measured, how often."""
+    m = cfg.measure
+    k = count(m.get("noise_subset"), "measure.noise_subset", 0, n_archs, allow_none=True,
+              why=f"architectures re-measured for the noise floor, at most the {n_archs} requested; 0: no noise floor; "
+                  f"null: {DEFAULT_NOISE_SUBSET} or all requested")
+    k = min(DEFAULT_NOISE_SUBSET, n_archs) if k is None else k
+    rounds = count(m.get("noise_rounds", 0), "measure.noise_rounds", 1 if k else 0,
+                   why="fresh medians per re-measured architecture; a spread needs >= 1 beside the stored one")
+    return k, rounds
 
 
 def measure_into(store: MeasurementStore, space, device: LocalDevice, archs, desc: str = "measuring") -> int:
@@ -79,13 +97,15 @@ def run(cfg, ctx) -> dict[str, float]:
     device = instantiate(cfg.device)
     require_local(device, "measure", "measures on this machine")
     archs = requested_archs(cfg, space)
+    noise = noise_options(cfg, len(archs))
     output = Path(cfg.measure.output) if cfg.measure.get("output") else default_output(cfg, space, device)
     identity = provenance.local_latency("latency of architectures (job=measure)", cfg.search_space, device)
     with MeasurementStore(output, COLUMNS, identity) as store:  # locked until the noise floor is in
-        return _measure(cfg, ctx, space, device, archs, store, output)
+        return _measure(cfg, ctx, space, device, archs, store, output, noise)
 
 
-def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: MeasurementStore, output: Path) -> dict[str, float]:
+def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: MeasurementStore, output: Path,
+             noise_settings: tuple[int, int]) -> dict[str, float]:
     before = len(store)
     t0 = time.perf_counter()
     measured = measure_into(store, space, device, archs, desc=f"measuring {space.name} on {device.name}")
@@ -101,7 +121,7 @@ def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: Measureme
         noise = float(pd.read_csv(noise_file)["cv"].median())
         print(f"nothing new to measure; noise floor kept from {noise_file}")
     else:
-        noise = noise_floor(space, device, store, int(cfg.measure.noise_subset), int(cfg.measure.noise_rounds), noise_file)
+        noise = noise_floor(space, device, store, *noise_settings, noise_file)
     print(f"{space.name} on {device.name}: {measured} measured now, {len(store) - before} rows added, "
           f"{len(store)} rows in {output}; median latency {np.median(lat):.3f} ms; "
           f"noise floor (median CV of re-measurements) {noise:.2%}")

@@ -7,11 +7,13 @@ from hydra.utils import instantiate
 from tqdm import tqdm
 
 from hwnas.io import write_csv
+from hwnas.options import count, seed
 
 
 def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
-    archs = space.sample(int(cfg.profile.n), seed=int(cfg.seed))
+    n = count(cfg.profile.n, "profile.n", 1, why="architectures to sample and build")
+    archs = space.sample(n, seed=seed(cfg.seed, "seed"))
     rows = []
     for arch in tqdm(archs, desc=f"cost of {space.name} archs", unit="arch"):
         c = space.cost(arch)

@@ -10,7 +10,7 @@ from hwnas.devices import require_table
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
 from hwnas.metrics import MIN_SCORED, evaluate_predictions
-from hwnas.options import count
+from hwnas.options import count, seed
 from hwnas.predictors import PredictorEstimator
 from hwnas.predictors.data import split_indices
 from hwnas.tracking import WandbTracker
@@ -54,7 +54,7 @@ def run(cfg, ctx) -> dict[str, float]:
     if not isinstance(estimator, PredictorEstimator) or not estimator.needs_fit:
         raise ConfigError("job=train_predictor trains estimator=predictor or estimator=gcn (without a checkpoint)")
     archs, lat = device.dataset(space)
-    tr, va, te = split_indices(len(archs), cfg.train.split, int(cfg.train.seed))
+    tr, va, te = split_indices(len(archs), cfg.train.split, seed(cfg.train.seed, "train.seed"))
     tr = check_splits(tr, va, te, len(archs), cfg.train.get("samples"))
     pick = lambda idx: [archs[i] for i in idx]  # noqa: E731
     estimator.fit(space, pick(tr), lat[tr], pick(va), lat[va], work_dir=ctx.run_dir, logger=lightning_logger(ctx))

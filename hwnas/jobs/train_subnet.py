@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.io import atomic_torch_save, atomic_write_text
+from hwnas.options import count, integer, number, seed
 from hwnas.jobs.train_supernet import build_data, fit_resumable, load_supernet_with_data, set_threads
 from hwnas.spaces.cost import model_cost
 from hwnas.supernet import evaluate_subnet, recalibrate_bn, space_spec, top1_accuracy
@@ -52,14 +53,28 @@ def arch_text(tc) -> str:
     return rows[index]
 
 
-def build_module(cfg, space, arch: str) -> SubnetTraining:
+def training_options(cfg) -> dict:
+    """The recipe's numbers, checked before any data is loaded: ``train_subnet.epochs=1.5`` is not one epoch."""
     tc, sn = cfg.train_subnet, OmegaConf.to_container(cfg.supernet, resolve=True)
     opt = sn.get("optimizer") or {}
-    return SubnetTraining(space=space_spec(space), arch=arch, epochs=tc.epochs, lr=float(tc.lr),
-                          warmup_epochs=float(tc.warmup_epochs), optimizer=str(opt.get("name", "sgd")),
-                          momentum=float(opt.get("momentum", 0.9)), nesterov=bool(opt.get("nesterov", True)),
-                          weight_decay=float(opt.get("weight_decay", 0.0)),
-                          label_smoothing=float(sn.get("label_smoothing", 0.0)), seed=int(cfg.seed))
+    epochs = count(tc.epochs, "train_subnet.epochs", 1, why="epochs of training from scratch")
+    smoothing = number(sn.get("label_smoothing", 0.0), "supernet.label_smoothing", 0, 1)
+    if smoothing == 1:  # every target uniform: nothing to learn
+        raise ConfigError(f"supernet.label_smoothing = {sn.get('label_smoothing')!r} is out of range; it must be >= 0 "
+                          f"and < 1")
+    return dict(epochs=epochs, lr=number(tc.lr, "train_subnet.lr", 0, exclusive_minimum=True),
+                warmup_epochs=number(tc.warmup_epochs, "train_subnet.warmup_epochs", 0, epochs,
+                                     hint=" (linear warm-up, at most train_subnet.epochs)"),
+                optimizer=str(opt.get("name", "sgd")),
+                momentum=number(opt.get("momentum", 0.9), "supernet.optimizer.momentum", 0, 1),
+                nesterov=bool(opt.get("nesterov", True)),
+                weight_decay=number(opt.get("weight_decay", 0.0), "supernet.optimizer.weight_decay", 0),
+                label_smoothing=smoothing,
+                seed=seed(cfg.seed, "seed"))
+
+
+def build_module(cfg, space, arch: str) -> SubnetTraining:
+    return SubnetTraining(space=space_spec(space), arch=arch, **training_options(cfg))
 
 
 #: hyperparameters a subnet checkpoint must share with this run to be resumed
@@ -74,8 +89,12 @@ def fit(module: SubnetTraining, dm, cfg, ctx) -> float:
 
 def run(cfg, ctx) -> dict[str, float]:
     tc = cfg.train_subnet
-    set_threads(tc.get("threads"))
-    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    set_threads(count(tc.get("threads"), "train_subnet.threads", 1, allow_none=True,
+                      why="CPU threads; null: PyTorch's default"))
+    training_options(cfg)  # every number of the recipe, before data is loaded
+    integer(tc.calibration_images, "train_subnet.calibration_images", 1,
+            hint=" (training images that recalibrate batch norm before scoring)")
+    pl.seed_everything(seed(cfg.seed, "seed"), workers=True, verbose=False)
     splits = list(tc.eval_splits)
     bad = [s for s in splits if s not in SPLITS]
     if bad:
@@ -83,12 +102,13 @@ def run(cfg, ctx) -> dict[str, float]:
     text = arch_text(tc)
     supernet = None
     if tc.get("supernet"):  # the space (and the data's image size) are the supernet's
-        supernet, meta, dm = load_supernet_with_data(cfg, tc.supernet)
+        supernet, meta, dm = load_supernet_with_data(cfg, tc.supernet, "train_subnet.supernet")
         space = supernet.space
     else:
         probe = instantiate(cfg.search_space)
         dm = build_data(cfg, max(probe.resolutions))
         space = instantiate(cfg.search_space, num_classes=dm.num_classes)
+    calibration_images = dm.check_calibration(tc.calibration_images, "train_subnet.calibration_images")
     arch = resolve_arch(space, text, "train_subnet.arch")
     module = build_module(cfg, space, space.to_string(arch))
     seconds = fit(module, dm, cfg, ctx)
@@ -101,7 +121,7 @@ def run(cfg, ctx) -> dict[str, float]:
                                  "epochs": int(module.current_epoch), "flops": cost.flops, "params": cost.params,
                                  "resolution": arch.r}
     device = pick_device(str(tc.get("device", "auto")))
-    calibration = [x.to(device) for x in dm.calibration_batches(int(tc.calibration_images))]
+    calibration = [x.to(device) for x in dm.calibration_batches(calibration_images)]
     model = module.model.to(device=device, memory_format=MEMORY_FORMAT)
     for split in splits:
         loader = dm.split_loader(split)

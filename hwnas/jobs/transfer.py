@@ -21,7 +21,7 @@ from hwnas.devices.specs import descriptor_for
 from hwnas.errors import ConfigError, choices_text
 from hwnas.io import write_csv
 from hwnas.metrics import MIN_SCORED, evaluate_predictions
-from hwnas.options import count, number
+from hwnas.options import count, number, seed
 from hwnas.predictors import PredictorEstimator
 from hwnas.predictors.module import load_into
 from hwnas.predictors.transfer import (REPRESENTATIONS, SELECTIONS, MultiDevicePredictor, cached_pretrain,
@@ -88,7 +88,7 @@ def _options(cfg) -> dict:
     per_device = count(pretrain.get("archs_per_device"), "transfer.pretrain.archs_per_device", 2, allow_none=True,
                        why="architecture-latency pairs per source device; null: all of the table")
     return dict(method=method, selection=selection, representation=representation, samples=samples,
-                seed=int(t.seed), per_device=per_device,
+                seed=seed(t.seed, "transfer.seed"), per_device=per_device,
                 embedding_dim=count(t.embedding_dim, "transfer.embedding_dim", 1 if "embedding" in representation else 0,
                                     why="the width of the learned device embedding"),
                 pretrain_epochs=count(pretrain.epochs, "transfer.pretrain.epochs", 1),

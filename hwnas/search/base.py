@@ -15,7 +15,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from hwnas.errors import ConfigError, choices_text
+from hwnas.options import integer, number, seed
 from hwnas.search.pareto import pareto_front
+
 
 class Infeasible(ConfigError):
     """No architecture met the hard constraints (e.g. a latency budget below the fastest network)."""
@@ -131,15 +133,17 @@ def reject_unknown(strategy: str, cls, unknown: Mapping) -> None:
 
 
 def positive_int(strategy: str, option: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"search_strategy={strategy}: {option} = {value!r} must be an integer >= {minimum}")
-    return int(value)
+    """``search_strategy.<option>`` as an integer >= ``minimum`` (``population=1.5`` is not population 1)."""
+    return integer(value, f"search_strategy.{option}", minimum, hint=f" (search_strategy={strategy})")
 
 
 def fraction(strategy: str, option: str, value, low_open: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (0 < value if low_open else 0 <= value) \
-        and value <= 1
-    if not ok:
-        interval = "(0, 1]" if low_open else "[0, 1]"
-        raise ConfigError(f"search_strategy={strategy}: {option} = {value!r} must lie in {interval}")
-    return float(value)
+    """``search_strategy.<option>`` as a probability or share in [0, 1] (``(0, 1]`` with ``low_open``)."""
+    interval = "(0, 1]" if low_open else "[0, 1]"
+    return number(value, f"search_strategy.{option}", 0, 1, exclusive_minimum=low_open,
+                  hint=f" (search_strategy={strategy}: a fraction in {interval})")
+
+
+def strategy_seed(value) -> int:
+    """``search_strategy.seed``: an integer >= 0."""
+    return seed(value, "search_strategy.seed")

@@ -8,7 +8,6 @@ result whose front is reported.
 """
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass
 from typing import Sequence
@@ -16,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from hwnas.errors import ConfigError
+from hwnas.options import number
 from hwnas.search.base import Archive, Infeasible, SearchResult, SearchStrategy
 from hwnas.search.cache import cache_stats
 from hwnas.search.constraints import Constraint
@@ -45,11 +45,8 @@ def check_budgets(budgets) -> list[float]:
     if budgets is None or isinstance(budgets, (str, int, float)) or len(budgets) == 0:
         raise ConfigError(f"search.latency_budgets = {budgets!r} must be a non-empty list of latencies in ms, "
                           f"e.g. search.latency_budgets=[10,20,30]")
-    out = []
-    for b in budgets:
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or b <= 0:
-            raise ConfigError(f"search.latency_budgets: {b!r} is not allowed; budgets must be finite numbers > 0 (ms)")
-        out.append(float(b))
+    out = [number(b, f"search.latency_budgets[{i}]", 0, exclusive_minimum=True, hint=" (a latency budget in ms)")
+           for i, b in enumerate(budgets)]
     if len(set(out)) != len(out):
         raise ConfigError(f"search.latency_budgets = {list(budgets)} lists a budget twice")
     return sorted(out)

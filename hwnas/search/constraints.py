@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from hwnas.errors import ConfigError, choices_text
+from hwnas.options import number
 
 FORMULATIONS = ("hard", "soft")
 PENALTY_FORMS = ("linear", "mnasnet")
@@ -83,8 +84,11 @@ class SoftPenalty:
         unknown = [k for k in cfg if k not in allowed]
         if unknown:
             raise ConfigError(f"search.penalty.{unknown[0]} is not an option; allowed: {choices_text(allowed)}")
-        return cls(form=str(cfg.get("form", "linear")), lam=float(cfg.get("lambda", 100.0)),
-                   alpha=float(cfg.get("alpha", -0.07)), beta=float(cfg.get("beta", -0.07)))
+        return cls(form=str(cfg.get("form", "linear")),
+                   lam=number(cfg.get("lambda", 100.0), "search.penalty.lambda", 0,
+                              hint=" (accuracy points lost per 100 % overshoot)"),
+                   alpha=number(cfg.get("alpha", -0.07), "search.penalty.alpha", hint=" (MnasNet's exponent under the limit)"),
+                   beta=number(cfg.get("beta", -0.07), "search.penalty.beta", hint=" (MnasNet's exponent over the limit)"))
 
     def apply(self, fitness: np.ndarray, constraints: Sequence[Constraint], values: Sequence[np.ndarray]) -> np.ndarray:
         out = np.asarray(fitness, dtype=np.float64).copy()

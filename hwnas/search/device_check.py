@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hwnas.errors import ConfigError
+from hwnas.options import integer
 from hwnas.search.base import SearchResult
 from hwnas.search.budgets import Pick
 
@@ -35,10 +35,9 @@ class DeviceCheck:
 
 
 def check_value(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ConfigError(f"search.device_check = {k!r} is not allowed; allowed: 0 (trust the latency model) or "
-                          f"the number of candidates to measure per budget, e.g. 10")
-    return k
+    """``search.device_check``: 0 (trust the latency model) or how many candidates to measure per budget."""
+    return integer(k, "search.device_check", 0, hint=" (0: trust the latency model; or the number of candidates to "
+                                                     "measure per budget, e.g. 10)")
 
 
 def check_on_device(picks: Sequence[Pick], result: SearchResult, measure: Callable[[list], np.ndarray],

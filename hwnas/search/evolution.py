@@ -19,8 +19,9 @@ from typing import Callable
 
 import numpy as np
 
+from hwnas.errors import ConfigError
 from hwnas.search.base import (Archive, Infeasible, SearchResult, SearchStrategy, fraction, positive_int,
-                               reject_unknown)
+                               reject_unknown, strategy_seed)
 from hwnas.search.cache import DecodeCache
 from hwnas.search.operators import crossover_genomes, mutate_genomes
 from hwnas.search.problem import as_problem
@@ -43,8 +44,12 @@ class EvolutionSearch(SearchStrategy):
         self.mutation_ratio = fraction(self.name, "mutation_ratio", mutation_ratio)
         self.mutation_prob = fraction(self.name, "mutation_prob", mutation_prob)
         self.resample_rounds = positive_int(self.name, "resample_rounds", resample_rounds)
-        self.seed = int(seed)
-        self.n_parents = max(1, int(round(self.parent_ratio * self.population)))
+        self.seed = strategy_seed(seed)
+        self.n_parents = int(round(self.parent_ratio * self.population))
+        if self.n_parents < 1:  # was: silently one parent
+            raise ConfigError(f"search_strategy.parent_ratio = {parent_ratio!r} of search_strategy.population = "
+                              f"{self.population} keeps {self.n_parents} parents per generation; evolution needs >= 1: "
+                              f"give parent_ratio >= {1 / self.population:.3g} or a larger population")
         self.n_mutations = int(round(self.mutation_ratio * self.population))
         self.n_crossovers = self.population - self.n_mutations
 

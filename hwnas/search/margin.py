@@ -19,6 +19,8 @@ from hwnas.errors import ConfigError
 
 #: the largest margin ``auto`` may set: beyond it the search would look for networks < 10 % of the budget
 MAX_MARGIN = 0.9
+#: the fewest held-out architectures a quantile of the estimator's error is measured on
+MIN_HELD_OUT = 10
 
 
 def underestimate(predicted_ms: np.ndarray, true_ms: np.ndarray) -> np.ndarray:
@@ -75,15 +77,22 @@ def held_out(estimator, space, device, data: str | None, n: int, seed: int) -> t
                               f"search.margin_data=<CSV of measured architectures it has not seen>")
         archs, lat = device.dataset(space)
         pool = [i for i, a in enumerate(archs) if space.to_string(a) not in seen]
-        pick = np.random.default_rng(seed).choice(len(pool), size=min(n, len(pool)), replace=False)
+        if n > len(pool):  # was: quietly fewer
+            raise ConfigError(f"search.margin_samples = {n} exceeds the {len(pool)} architectures of device "
+                              f"{device.name} outside the estimator's fitting sample of {len(seen)}; allowed: "
+                              f"{MIN_HELD_OUT}..{len(pool)}" if len(pool) >= MIN_HELD_OUT else
+                              f"search.latency_margin=auto: device {device.name} has only {len(pool)} architectures "
+                              f"outside the estimator's fitting sample of {len(seen)}; at least {MIN_HELD_OUT} are "
+                              f"needed to measure its error (lower estimator.fit_samples or give search.margin_data)")
+        pick = np.random.default_rng(seed).choice(len(pool), size=n, replace=False)
         archs, lat = [archs[pool[i]] for i in pick], lat[[pool[i] for i in pick]]
     else:
         raise ConfigError("search.latency_margin=auto needs measured architectures the estimator was not fitted on: "
                           "give search.margin_data=<CSV with arch, latency_ms> (e.g. the predictions.csv of "
                           "job=train_predictor, or a job=measure CSV) or use a table device")
-    if len(archs) < 10:
+    if len(archs) < MIN_HELD_OUT:
         raise ConfigError(f"search.latency_margin=auto: only {len(archs)} held-out architectures "
-                          f"({data or device.name}); at least 10 are needed to measure the estimator's error")
+                          f"({data or device.name}); at least {MIN_HELD_OUT} are needed to measure the estimator's error")
     return archs, lat
 
 

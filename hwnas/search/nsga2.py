@@ -17,7 +17,7 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.sampling import Sampling
 
-from hwnas.search.base import Archive, SearchResult, SearchStrategy, fraction, positive_int, reject_unknown
+from hwnas.search.base import Archive, SearchResult, SearchStrategy, fraction, positive_int, reject_unknown, strategy_seed
 from hwnas.search.operators import crossover_genomes, genome_keys, mutate_genomes
 from hwnas.search.problem import as_problem
 
@@ -109,7 +109,7 @@ class NSGA2Search(SearchStrategy):
         self.generations = positive_int(self.name, "generations", generations)
         self.mutation_prob = fraction(self.name, "mutation_prob", mutation_prob)
         self.crossover_prob = fraction(self.name, "crossover_prob", crossover_prob)
-        self.seed = int(seed)
+        self.seed = strategy_seed(seed)
 
     def run(self, space, problem) -> SearchResult:
         problem = as_problem(space, problem)

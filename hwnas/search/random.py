@@ -1,7 +1,8 @@
 """Random search: evaluate ``n`` distinct uniformly sampled architectures in batches."""
 from __future__ import annotations
 
-from hwnas.search.base import Archive, SearchResult, SearchStrategy, positive_int, reject_unknown
+from hwnas.errors import ConfigError
+from hwnas.search.base import Archive, SearchResult, SearchStrategy, positive_int, reject_unknown, strategy_seed
 from hwnas.search.problem import as_problem
 
 
@@ -12,9 +13,12 @@ class RandomSearch(SearchStrategy):
         reject_unknown(self.name, type(self), unknown)
         self.n = positive_int(self.name, "n", n)
         self.batch_size = positive_int(self.name, "batch_size", batch_size)
-        self.seed = int(seed)
+        self.seed = strategy_seed(seed)
 
     def run(self, space, problem) -> SearchResult:
+        if self.n > space.size():  # sample_unique would return the whole space, fewer than asked for
+            raise ConfigError(f"search_strategy.n = {self.n} exceeds the {space.size():,} architectures of "
+                              f"{space.name}; allowed: 1..{space.size()} distinct architectures")
         problem = as_problem(space, problem)
         archs = space.sample_unique(self.n, seed=self.seed)
         archive = Archive()

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from hwnas.errors import ConfigError, InvalidArchitecture, choices_text
+from hwnas.options import integer
 from hwnas.spaces.base import Gene, Layer, SearchSpace, conv_out, hwc
 from hwnas.spaces.layers import ConvBNAct, MBConv
 from hwnas.spaces.registry import register_space
@@ -111,7 +112,8 @@ class FBNet(SearchSpace):
                 raise ConfigError(f"fbnet: {field} = {value!r} must be an integer >= {minimum}")
         if stem_stride not in (1, 2):
             raise ConfigError(f"fbnet: stem_stride = {stem_stride!r} is not allowed; allowed: 1, 2")
-        strides = tuple(int(s) for s in stage_strides)
+        strides = tuple(integer(s, f"search_space.stage_strides[{i}]", 1, 2, hint=" (fbnet: 1 or 2 per stage)")
+                        for i, s in enumerate(stage_strides))
         if len(strides) != len(STAGES) or any(s not in (1, 2) for s in strides):
             raise ConfigError(
                 f"fbnet: stage_strides = {list(strides)} must be {len(STAGES)} values in (1, 2), one per stage; "

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from hwnas.errors import ConfigError, InvalidArchitecture
+from hwnas.options import integer, number
 from hwnas.spaces.base import Gene, Layer, SearchSpace, conv_out
 from hwnas.spaces.layers import ConvBNAct, MBConv, make_divisible
 from hwnas.spaces.registry import register_space
@@ -76,7 +77,9 @@ class OFAMobileNetV3(SearchSpace):
                  num_classes: int = 1000, ks_choices: Sequence[int] = (3, 5, 7),
                  e_choices: Sequence[int] = (3, 4, 6), d_choices: Sequence[int] = (2, 3, 4),
                  dropout: float = 0.1):
-        self.resolutions = tuple(int(r) for r in resolutions)
+        # checked, not int(): a resolution of 160.5 is not 160
+        self.resolutions = tuple(integer(r, f"search_space.resolutions[{i}]", hint=f" ({self.name}: input sizes in px)")
+                                 for i, r in enumerate(resolutions))
         if not self.resolutions:
             raise ConfigError(f"{self.name}: resolutions must not be empty")
         bad = [r for r in self.resolutions if not SMALL_RESOLUTIONS[0] <= r < 112 + 16 * RESOLUTION_BINS]
@@ -89,14 +92,18 @@ class OFAMobileNetV3(SearchSpace):
                               f"small-image ({SMALL_RESOLUTIONS[0]}..{SMALL_RESOLUTIONS[1]}) sizes; use one kind")
         #: OFA's 8 resolution bins, or one bin per resolution of a small-image space.
         self.resolution_bins = tuple(sorted(self.resolutions)) if all(small) else None
-        if width_mult <= 0:
-            raise ConfigError(f"{self.name}: width_mult = {width_mult} must be > 0 (OFA ships 1.0 and 1.2)")
-        self.width_mult = float(width_mult)
-        self.num_classes = int(num_classes)
-        self.ks_choices, self.e_choices, self.d_choices = tuple(ks_choices), tuple(e_choices), tuple(d_choices)
+        self.width_mult = number(width_mult, "search_space.width_mult", 0, exclusive_minimum=True,
+                                 hint=f" ({self.name}: OFA ships 1.0 and 1.2)")
+        self.num_classes = integer(num_classes, "search_space.num_classes", 1, hint=f" ({self.name})")
+        self.ks_choices, self.e_choices, self.d_choices = (
+            tuple(integer(v, f"search_space.{field}[{i}]", 1, hint=f" ({self.name})") for i, v in enumerate(values))
+            for field, values in (("ks_choices", ks_choices), ("e_choices", e_choices), ("d_choices", d_choices)))
         if max(self.d_choices) > MAX_DEPTH or min(self.d_choices) < 1:
             raise ConfigError(f"{self.name}: depth choices {self.d_choices} must lie in 1..{MAX_DEPTH}")
-        self.dropout = dropout
+        self.dropout = number(dropout, "search_space.dropout", 0, 1, hint=f" ({self.name}: classifier dropout, below 1)")
+        if self.dropout == 1:
+            raise ConfigError(f"search_space.dropout = {dropout!r} is out of range; it must be >= 0 and < 1 "
+                              f"({self.name}: a dropout of 1 zeroes every feature)")
         self._field_genes = self._ofa_genes()
         self._genes = self._make_genes()
 

@@ -30,14 +30,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hwnas.errors import ConfigError, DataError, choices_text
+from hwnas.options import integer, number, seed as seed_value
 
 SPLITS = ("train", "val", "test")
 
 
 def _positive_int(value, where: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{where} = {value!r} must be an integer >= {minimum}")
-    return int(value)
+    return integer(value, where, minimum)
 
 
 class TensorImages(Dataset):
@@ -96,7 +95,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.batch_size = _positive_int(batch_size, "data.batch_size")
         self.eval_batch_size = _positive_int(eval_batch_size, "data.eval_batch_size")
         self.num_workers = _positive_int(num_workers, "data.num_workers", 0)
-        self.seed, self.augment = int(seed), bool(augment)
+        self.seed, self.augment = seed_value(seed, "data.seed"), bool(augment)
         self.splits: dict[str, Dataset] = {}
         self._num_classes: int | None = None
 
@@ -128,8 +127,11 @@ class ImageDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         train = self.splits["train"]
+        if self.batch_size > len(train):  # was: quietly one batch of the whole split
+            raise ConfigError(f"data.batch_size = {self.batch_size} exceeds the {len(train)} training images of "
+                              f"data={self.name}; allowed: 1..{len(train)} (training uses full batches only)")
         # full batches only: a batch of one image cannot be batch-normalized at 1x1 resolution
-        return self._loader(train, min(self.batch_size, len(train)), shuffle=True, drop_last=True)
+        return self._loader(train, self.batch_size, shuffle=True, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return self.split_loader("val")
@@ -142,6 +144,14 @@ class ImageDataModule(pl.LightningDataModule):
             raise ConfigError(f"split {split!r} is not allowed; allowed: {choices_text(SPLITS)}")
         self.setup()
         return self._loader(self.splits[split], self.eval_batch_size, shuffle=False)
+
+    def check_calibration(self, images, option: str) -> int:
+        """``images`` (the value of ``option``, e.g. ``eval_subnets.calibration_images``) as a number of
+        calibration images this data has: >= 1 and at most its training images (a job checks before it works)."""
+        self.setup()
+        available = len(self.splits["calibration"])
+        return integer(images, option, 1, available,
+                       hint=f" (training images that recalibrate batch norm; data={self.name} has {available})")
 
     def calibration_batches(self, images: int, batch_size: int | None = None) -> list[torch.Tensor]:
         """A fixed (seeded) subset of ``images`` un-augmented training images, in batches."""
@@ -167,9 +177,14 @@ class ImageDataModule(pl.LightningDataModule):
 
 
 def _fraction_split(n: int, fractions: Sequence[float], seed: int, where: str):
-    fr = [float(f) for f in fractions]
-    if len(fr) != 3 or any(f <= 0 for f in fr) or abs(sum(fr) - 1) > 1e-6:
-        raise ConfigError(f"{where} = {list(fractions)} must be three positive fractions (train, val, test) summing to 1")
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence) or len(fractions) != 3:
+        shown = list(fractions) if isinstance(fractions, Sequence) and not isinstance(fractions, str) else fractions
+        raise ConfigError(f"{where} = {shown!r} must be three positive fractions (train, val, test) summing to 1")
+    fr = [number(f, f"{where}[{i}]", 0, 1, exclusive_minimum=True, hint=" (train, val, test fractions)")
+          for i, f in enumerate(fractions)]
+    if abs(sum(fr) - 1) > 1e-6:
+        raise ConfigError(f"{where} = {list(fractions)} must be three positive fractions (train, val, test) summing "
+                          f"to 1; they sum to {sum(fr):g}")
     order = np.random.default_rng(seed).permutation(n)
     a, b = int(round(fr[0] * n)), int(round((fr[0] + fr[1]) * n))
     return order[:a], order[a:b], order[b:]
@@ -183,10 +198,11 @@ class DigitsDataModule(ImageDataModule):
 
     def __init__(self, split: Sequence[float] = (0.7, 0.15, 0.15), max_shift: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        _fraction_split(10, split, 0, "data.split")  # validate now
         self.fractions = tuple(split)
-        _fraction_split(10, self.fractions, 0, "data.split")  # validate now
         # +-1 pixel of the 8x8 original, at the working size
-        self.max_shift = max(1, round(self.image_size / 16)) if max_shift is None else int(max_shift)
+        self.max_shift = max(1, round(self.image_size / 16)) if max_shift is None else \
+            integer(max_shift, "data.max_shift", 0, hint=" (pixels of random shift while training; null: 1 original pixel)")
 
     def load(self):
         try:
@@ -312,7 +328,8 @@ class CIFARDataModule(ImageDataModule):
             raise ConfigError(f"data.variant = {variant!r} is not allowed; allowed: {choices_text(CIFAR)}")
         self.variant, self.root, self.download, self.md5 = variant, root, bool(download), md5
         self.val_size = _positive_int(val_size, "data.val_size", 0)
-        self.max_shift, self.flip = int(max_shift), bool(flip)
+        self.max_shift = integer(max_shift, "data.max_shift", 0, hint=" (pixels of random shift at 32 px while training)")
+        self.flip = bool(flip)
         self.name = variant
         self.mean, self.std = self.MEAN_STD[variant]
 
