@@ -127,6 +127,7 @@ def test_train_predictor_rejects_local_device(compose_cfg, tmp_path):
         run_job(compose_cfg("job=train_predictor", "search_space=nb201", "logger=none"), run_dir=tmp_path)
 
 
+@pytest.mark.slow  # ~75 s of real processes; tests/test_faults.py signals a training in the default run
 def test_interrupted_training_resumes(tmp_path, data_dir):
     """Ctrl-C during job=train_predictor saves a checkpoint; the rerun continues from it."""
     import signal

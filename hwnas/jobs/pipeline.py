@@ -28,6 +28,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from hwnas.errors import ConfigError
+from hwnas.options import count
 from hwnas.io import write_csv
 from hwnas.search.margin import parse_margin
 
@@ -260,7 +261,7 @@ def run(cfg, ctx) -> dict[str, float]:
                               f"eval_subnets.output={acc_csv}"])
     on_device = [*space, f"device=local_{kind}", *dev]
     stage(3, "measure", [*on_device, f"measure.n={int(p.latency_samples)}", f"measure.output={lat_csv}",
-                         f"measure.noise_subset={int(p.noise_subset)}"])
+                         f"measure.noise_subset={count(p.noise_subset, 'pipeline.noise_subset', 0, int(p.latency_samples), why='measured subnets re-measured for the noise floor')}"])
     stage(4, "build_lut", [*on_device, f"build_lut.output={lut}"])
     table = [*space, "device=table", f"device.path={lat_csv}"]
     trained = stage(5, "train_predictor", [*table, "estimator=predictor", f"train.output={predictor}", *p.predictor_overrides])

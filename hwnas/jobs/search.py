@@ -69,7 +69,7 @@ def run(cfg, ctx) -> dict[str, float]:
         raise ConfigError(f"search.latency_source = {s.latency_source!r} is not allowed; "
                           f"allowed: {choices_text(LATENCY_SOURCES)}")
     margin = parse_margin(s.get("latency_margin"))
-    checks = check_value(s.get("device_check") or 0)
+    checks = check_value(0 if s.get("device_check") is None else s.get("device_check"))
     if margin == "auto" and s.latency_source != "estimator":
         raise ConfigError("search.latency_margin=auto measures an estimator's error: it needs "
                           "search.latency_source=estimator")
@@ -107,7 +107,7 @@ def run(cfg, ctx) -> dict[str, float]:
               f"{extra_metrics['margin_median_abs_error_pct']:.1f} %)")
 
     # ---- search
-    threads = torch.get_num_threads()
+    previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
@@ -115,7 +115,7 @@ def run(cfg, ctx) -> dict[str, float]:
         found = search_under_budgets(strategy, space, problem, latency, budgets, hard, margin)
         search_seconds = time.perf_counter() - t0
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous_threads)
     result, picks = found.result, found.picks
     checked_ms: dict[str, float] = {}
     if checks:

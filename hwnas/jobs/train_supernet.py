@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from hwnas.checkpoints import check_same_config, checkpointing
 from hwnas.errors import ConfigError, choices_text
+from hwnas.options import count, number
 from hwnas.jobs.train_predictor import lightning_logger
 from hwnas.predictors.estimator import make_trainer
 from hwnas.supernet import (ImageDataModule, ProgressiveShrinking, evaluate_subnet, largest_arch, load_supernet,
@@ -46,11 +47,16 @@ def build_module(cfg, space) -> ProgressiveShrinking:
     kd, opt = sn.get("kd") or {}, sn.get("optimizer") or {}
     return ProgressiveShrinking(
         space=space_spec(space), phases=sn.get("phases"), schedule=str(sn.get("schedule", "custom")),
-        kd_weight=float(kd.get("weight", 0.0)), kd_temperature=float(kd.get("temperature", 1.0)),
+        kd_weight=number(kd.get("weight", 0.0), "supernet.kd.weight", 0),
+        kd_temperature=number(kd.get("temperature", 1.0), "supernet.kd.temperature", 0, exclusive_minimum=True),
         kd_teacher=str(kd.get("teacher", "snapshot")), optimizer=str(opt.get("name", "sgd")),
-        momentum=float(opt.get("momentum", 0.9)), nesterov=bool(opt.get("nesterov", True)),
-        weight_decay=float(opt.get("weight_decay", 0.0)), label_smoothing=float(sn.get("label_smoothing", 0.0)),
-        seed=int(cfg.seed), calibration_images=int(cfg.train_supernet.calibration_images))
+        momentum=number(opt.get("momentum", 0.9), "supernet.optimizer.momentum", 0, 1),
+        nesterov=bool(opt.get("nesterov", True)),
+        weight_decay=number(opt.get("weight_decay", 0.0), "supernet.optimizer.weight_decay", 0),
+        label_smoothing=number(sn.get("label_smoothing", 0.0), "supernet.label_smoothing", 0, 0.99),
+        seed=int(cfg.seed),  # checked by hwnas.jobs.check_config
+        calibration_images=count(cfg.train_supernet.calibration_images, "train_supernet.calibration_images", 1,
+                                 why="training images that recalibrate batch norm"))
 
 
 def trainer_config(cfg) -> dict:
@@ -124,7 +130,8 @@ def set_threads(threads) -> None:
 
 def run(cfg, ctx) -> dict[str, float]:
     tc = cfg.train_supernet
-    set_threads(tc.get("threads"))
+    set_threads(count(tc.get("threads"), "train_supernet.threads", 1, allow_none=True,
+                      why="CPU threads; null: PyTorch's default"))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     probe = instantiate(cfg.search_space)  # validates resolutions before the data is sized by them
     dm = build_data(cfg, max(probe.resolutions))

@@ -367,7 +367,9 @@ class DifferentiableSearch(SearchStrategy):
                               f"`hwnas job=build_lut` with the same search_space settings>")
         self.latency_path = str(latency_path) if latency_path else None
         self.resolution = None if resolution is None else _integer("resolution", resolution, 1)
-        self.seed = int(seed)
+        from hwnas.options import seed as seed_value
+
+        self.seed = seed_value(seed, "search_strategy.seed")
 
     def run(self, space, problem):
         raise ConfigError("search_strategy=differentiable trains the network and its architecture together on image "
