@@ -40,16 +40,18 @@ def compose_cfg(tmp_path):
     GlobalHydra.instance().clear()
 
 
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """``run_cli(*args)`` runs ``hwnas args`` in-process (the real entry point, Hydra included)
-    and returns ``(exit status, stdout, stderr)``."""
+def run_hwnas(*args: str) -> tuple[int, str, str]:
+    """``hwnas args`` in-process (the real entry point, Hydra included): ``(exit status, stdout, stderr)``.
+    Usable where a fixture cannot be (module-scoped fixtures that run a job once for several tests)."""
+    import contextlib
+    import io
     import sys
 
     from hwnas import cli
 
-    def _run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["hwnas", *args])
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setattr(sys, "argv", ["hwnas", *args])
         GlobalHydra.instance().clear()
         try:
             cli.main()
@@ -58,10 +60,13 @@ def run_cli(monkeypatch, capsys):
             code = exc.code if isinstance(exc.code, int) else 1
         finally:
             GlobalHydra.instance().clear()
-        out = capsys.readouterr()
-        return code, out.out, out.err
+    return code, out.getvalue(), err.getvalue()
 
-    return _run
+
+@pytest.fixture
+def run_cli():
+    """``run_cli(*args)`` runs ``hwnas args`` in-process and returns ``(exit status, stdout, stderr)``."""
+    return run_hwnas
 
 
 def pytest_report_header(config):

@@ -7,10 +7,8 @@ the data root's tables (the fixture subsets are enough); a disk that fills up is
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
-import io
 import os
 import shutil
 import signal
@@ -25,6 +23,7 @@ from hwnas.checkpoints import (CheckpointError, Resume, SafeCheckpointIO, check_
 from hwnas.errors import ConfigError
 from hwnas.interrupts import JobInterrupted
 
+from conftest import run_hwnas
 from fixture_data import FIXTURE_ROOT
 
 #: a latency predictor small enough that a fit takes a few seconds: 100 training archs in batches of 32
@@ -44,24 +43,7 @@ SUPERNET = ["logger=none", "job=train_supernet", "search_space.resolutions=[16]"
 SUPERNET_STEPS = 3  # an epoch
 
 # ---------------------------------------------------------------------------------------------- helpers
-def hwnas(*args: str) -> tuple[int, str, str]:
-    """``hwnas args`` in-process as the ``run_cli`` fixture runs it, for fixtures wider than one test."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from hwnas import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        mp.setattr(sys, "argv", ["hwnas", *args])
-        GlobalHydra.instance().clear()
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            GlobalHydra.instance().clear()
-    return code, out.getvalue(), err.getvalue()
+hwnas = run_hwnas  # the entry point in-process, as the run_cli fixture runs it
 
 
 def run_dir_arg(run_dir: Path) -> str:
