@@ -96,6 +96,7 @@ def test_job_measure_rejects_table_device(compose_cfg, tmp_path, data_dir):
         run_job(cfg, run_dir=tmp_path)
 
 
+@pytest.mark.slow  # ~60 s of a real measuring process; test_mixed_files kills a writer with SIGKILL by default
 def test_killed_measurement_loses_nothing(tmp_path):
     """SIGKILL in the middle of job=measure, rerun: every row once, none lost, none duplicated."""
     out = tmp_path / "lat.csv"
