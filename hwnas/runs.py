@@ -75,10 +75,16 @@ def write_record(run_dir: Path, record: Mapping[str, Any]) -> None:
     atomic_write_text(Path(run_dir) / RECORD, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
 
 
+def differing_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The keys (dotted) whose result-relevant values differ between two configs, sorted."""
+    a, b = result_config(old), result_config(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
+
+
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 3) -> str:
     """``search.budgets: [14.7] -> [12.0]; seed: 0 -> 1`` for the first ``limit`` differing keys."""
     a, b = result_config(old), result_config(new)
-    keys = sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
+    keys = differing_keys(old, new)
     shown = [f"{k}: {_short(a.get(k, '<unset>'))} -> {_short(b.get(k, '<unset>'))}" for k in keys[:limit]]
     more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return "; ".join(shown) + more if shown else "the upstream inputs"
@@ -131,8 +137,7 @@ def begin(run_dir: Path, job: str, config: Mapping[str, Any], identity: str = ""
     old = read_record(run_dir)
     note, carried = None, []
     if old is not None and old.get("fingerprint") != fp:
-        a, b = result_config(old.get("config", {})), result_config(config)
-        changed = {k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>")}
+        changed = set(differing_keys(old.get("config", {}), config))
         resumable = bool(changed) and changed <= BUDGET_KEYS and old.get("identity", "") == identity
         made = _made_by(old, run_dir, keep)
         outputs = [p for p in made if not (resumable and p.name in RESUME_STATE)]
