@@ -33,6 +33,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from hwnas.errors import ConfigError, HwnasError
+from hwnas.interrupts import deferred_signals
 
 #: the files a fit resumes from, in ``<work dir>/checkpoints``
 LAST, INTERRUPTED = "last.ckpt", "interrupted.ckpt"
@@ -107,9 +108,13 @@ def write_checkpoint(checkpoint: Mapping[str, Any], path: str | os.PathLike,
     surfaces as its OSError), fsyncs it, loads it back (``check``: a Lightning checkpoint by default;
     any ``torch.load`` of the temp file's path for other payloads), then renames it over ``path``. On
     any failure the temp file is removed and :class:`CheckpointError` names the file and the reason; a
-    signal (``JobInterrupted``) while writing propagates as it is, after the same clean-up.
+    signal while writing ends the job once the file is complete (:func:`deferred_signals`).
     """
-    path = Path(path)
+    with deferred_signals():
+        return _write_checkpoint(checkpoint, Path(path), check)
+
+
+def _write_checkpoint(checkpoint: Mapping[str, Any], path: Path, check: Callable[[str], Any]) -> Path:
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,8 @@ from typing import Iterator
 SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGINT", "SIGHUP")) if s is not None)
 
 _progress: dict[str, str] = {}
+_deferring = 0  # depth of open deferred_signals() blocks
+_pending: list[int] = []  # a signal received while deferring
 
 
 class JobInterrupted(BaseException):
@@ -51,7 +53,30 @@ def _raise(signum, _frame) -> None:
     # a second signal while the first unwinds (Ctrl-C pressed twice) must not interrupt the cleanup
     for s in SIGNALS:
         signal.signal(s, signal.SIG_IGN)
+    if _deferring:
+        _pending.append(signum)
+        return
     raise JobInterrupted(signum)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """A signal arriving within the block ends the job when the block is done, not inside it.
+
+    For writes that must finish once begun (a checkpoint, a results file): raised inside ``torch.save``
+    the interrupt would come out as torch's ``RuntimeError`` about its zip writer, and the job would
+    report a failed write instead of an interrupt. Writing a checkpoint takes well under a second.
+    """
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending:
+            signum = _pending.pop()
+            _pending.clear()
+            raise JobInterrupted(signum)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from hwnas.errors import ConfigError, WriteError
+from hwnas.interrupts import deferred_signals
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
@@ -26,8 +27,13 @@ def ensure_dir(path: str | os.PathLike) -> Path:
 
 def _atomic_write(path: str | os.PathLike, write) -> Path:
     """``write(file object)`` into a temp file beside ``path``, fsync, rename over ``path``. A full disk or any
-    other refusal of the system is a :class:`WriteError` naming the file; the previous file stays as it was."""
-    path = Path(path)
+    other refusal of the system is a :class:`WriteError` naming the file; the previous file stays as it was.
+    A signal while writing ends the job once the file is in place (:func:`deferred_signals`)."""
+    with deferred_signals():
+        return _write_in_place(Path(path), write)
+
+
+def _write_in_place(path: Path, write) -> Path:
     ensure_dir(path.parent)
     tmp = None
     try:

@@ -11,6 +11,7 @@ Real processes are used where the fault needs one (signals, the parallel launche
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -278,4 +279,35 @@ for write in (lambda: atomic_torch_save({{"w": torch.zeros(100_000)}}, {str(tmp_
     import torch
 
     assert torch.load(tmp_path / "p.pt", weights_only=True)["w"].numel() == 4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_signal_while_a_checkpoint_or_result_is_written_ends_the_job_after_the_write(tmp_path):
+    """SIGTERM raised inside ``torch.save`` came out as torch's zip-writer RuntimeError, reported as a failed
+    write (exit 2) instead of an interrupt (CI, a training signalled while writing last.ckpt): the write now
+    completes and the interrupt follows it."""
+    import torch
+
+    from hwnas.checkpoints import load_checkpoint, write_checkpoint
+    from hwnas.interrupts import JobInterrupted, raise_on_signals
+    from hwnas import io
+
+    class SignalsWhilePickled:
+        def __reduce__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return (collections.OrderedDict, ())  # a type weights_only loading accepts
+
+    ckpt = {"state_dict": {"w": torch.zeros(1000)}, "global_step": 3, "extra": SignalsWhilePickled()}
+    with raise_on_signals(), pytest.raises(JobInterrupted) as ended:
+        write_checkpoint(ckpt, tmp_path / "last.ckpt", check=load_checkpoint)
+    assert ended.value.signal_name == "SIGTERM"
+    assert load_checkpoint(tmp_path / "last.ckpt")["global_step"] == 3
+
+    def write(fh):
+        os.kill(os.getpid(), signal.SIGTERM)
+        fh.write(b"complete")
+
+    with raise_on_signals(), pytest.raises(JobInterrupted):
+        io._atomic_write(tmp_path / "a.csv", write)
+    assert (tmp_path / "a.csv").read_text() == "complete"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
