@@ -1,4 +1,4 @@
-"""This machine's CPU or GPU, measured for real."""
+"""This machine's CPU or GPU, measured for real through a runtime (:mod:`hwnas.devices.runtimes`)."""
 from __future__ import annotations
 
 import functools
@@ -12,7 +12,8 @@ import torch
 from hwnas.devices.base import Device, HardwareDescriptor
 from hwnas.errors import ConfigError, choices_text
 from hwnas.options import integer
-from hwnas.measure.harness import Timing, measure_latency, median_seconds
+from hwnas.devices.runtimes import Compiled, Runtime, TorchRuntime
+from hwnas.measure.harness import Timing, median_seconds, time_interleaved
 
 KINDS = ("cpu", "cuda")
 
@@ -41,10 +42,17 @@ def memory_gb() -> float | None:
 
 
 class LocalDevice(Device):
-    """Measures networks here. ``threads`` pins intra-op threads (default 1: least noise on shared machines)."""
+    """Measures networks here, through a runtime (eager PyTorch by default, ONNX Runtime, OpenVINO).
+
+    The protocol (:mod:`hwnas.measure.harness`): every network gets ``warmup`` untimed runs, then
+    ``repeats`` rounds time one block of ``number`` runs of each of up to ``interleave`` networks, in
+    a fresh random order per round; the median block time is the latency, p90/p99 its tail.
+    ``threads`` pins intra-op threads (default 1: least noise on a shared machine).
+    """
 
     def __init__(self, kind: str = "cpu", threads: int | None = 1, batch_size: int = 1, warmup: int = 5,
-                 repeats: int = 20, number: int = 1, name: str | None = None):
+                 repeats: int = 20, number: int = 1, interleave: int = 20, runtime: Runtime | None = None,
+                 name: str | None = None):
         if kind not in KINDS:
             raise ConfigError(f"device.kind = {kind!r} is not allowed; allowed: {choices_text(KINDS)}")
         if kind == "cuda" and not torch.cuda.is_available():
@@ -54,12 +62,24 @@ class LocalDevice(Device):
                           hint=" (intra-op threads while measuring; null: every core)")
         self.batch_size = integer(batch_size, "device.batch_size", 1, hint=" (images per measured forward pass)")
         self.warmup = integer(warmup, "device.warmup", 0, hint=" (untimed runs before timing)")
-        self.repeats = integer(repeats, "device.repeats", 1, hint=" (timed blocks; the median is the latency)")
+        self.repeats = integer(repeats, "device.repeats", 1, hint=" (timed rounds; the median is the latency)")
         self.number = integer(number, "device.number", 1, hint=" (runs per timed block)")
+        self.interleave = integer(interleave, "device.interleave", 1,
+                                  hint=" (networks timed together, round by round; 1: one after another)")
+        if runtime is not None and not isinstance(runtime, Runtime):
+            raise ConfigError(f"device.runtime = {runtime!r} is not a runtime; give a node with _target_ "
+                              f"hwnas.devices.runtimes.OnnxRuntime / OpenVinoRuntime / TorchRuntime, or null (eager PyTorch)")
         self.kind = kind
+        self.runtime = runtime if runtime is not None else TorchRuntime(kind)
         self.threads = threads if threads is not None else (os.cpu_count() or 1)
         self.torch_device = torch.device("cuda" if kind == "cuda" else "cpu")
-        self.name = name or (f"local_{kind}_t{self.threads}_b{self.batch_size}")
+        self.name = name or self._default_name()
+
+    def _default_name(self) -> str:
+        rt = self.runtime
+        prefix = "local" if isinstance(rt, TorchRuntime) else rt.name
+        precision = "" if rt.precision == "fp32" else f"_{rt.precision}"
+        return f"{prefix}_{self.kind}_t{self.threads}_b{self.batch_size}{precision}"
 
     @functools.cached_property
     def descriptor(self) -> HardwareDescriptor:
@@ -100,17 +120,47 @@ class LocalDevice(Device):
     def fingerprint(self, input_shape: Sequence[int]) -> dict[str, object]:
         """Everything a latency depends on besides the network: recorded with each measured row."""
         hw = torch.cuda.get_device_name(self.torch_device) if self.kind == "cuda" else cpu_model()
+        rt = self.runtime.settings()
         return {"device": self.name, "hardware": hw, "threads": self.threads, "torch": torch.__version__,
+                "runtime": rt["runtime"], "runtime_version": rt["runtime_version"], "precision": rt["precision"],
                 "batch_size": self.batch_size, "input_shape": "x".join(str(s) for s in input_shape)}
 
+    # ------------------------------------------------------------------------------------------ measuring
+    def compile(self, space, arch) -> Compiled:
+        """``arch`` built and prepared by the runtime, on a random input of the device's batch size."""
+        model = space.build_model(arch).eval()
+        inputs = torch.randn(space.input_shape(arch, batch_size=self.batch_size))
+        return self.compile_module(model, inputs)
+
+    def compile_module(self, model: torch.nn.Module, inputs: torch.Tensor) -> Compiled:
+        with torch.inference_mode(False), torch.no_grad():
+            return self.runtime.compile(model.cpu().eval(), inputs.cpu(), self.threads)
+
+    def time(self, compiled: Sequence[Compiled], seed: int = 0) -> list[Timing]:
+        """One interleaved session of ``compiled`` networks (all at once, whatever ``interleave`` says)."""
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                samples = time_interleaved([c.run for c in compiled], self.warmup, self.repeats, self.number, seed)
+        finally:
+            torch.set_num_threads(prev)
+        return [Timing.from_samples(s, self.number) for s in samples]
+
+    def measure_many(self, space, archs: Sequence) -> list[Timing]:
+        """Timings of ``archs``, ``interleave`` networks per interleaved session."""
+        out: list[Timing] = []
+        archs = list(archs)
+        for start in range(0, len(archs), self.interleave):
+            chunk = archs[start:start + self.interleave]
+            out += self.time([self.compile(space, a) for a in chunk], seed=start)
+        return out
+
     def measure(self, space, arch) -> Timing:
-        model = space.build_model(arch).to(self.torch_device).eval()
-        inputs = torch.randn(space.input_shape(arch, batch_size=self.batch_size), device=self.torch_device)
-        return self.measure_module(model, inputs)
+        return self.measure_many(space, [arch])[0]
 
     def measure_module(self, model: torch.nn.Module, inputs: torch.Tensor) -> Timing:
-        return measure_latency(model, inputs, warmup=self.warmup, repeats=self.repeats, number=self.number,
-                               threads=self.threads)
+        return self.time([self.compile_module(model, inputs)])[0]
 
     def latency(self, space, archs) -> np.ndarray:
-        return np.array([self.measure(space, a).median_ms for a in archs], dtype=np.float64)
+        return np.array([t.median_ms for t in self.measure_many(space, archs)], dtype=np.float64)

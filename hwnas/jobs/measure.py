@@ -1,7 +1,10 @@
 """Measure architectures on this machine into an append-only latency dataset.
 
-Each row is durable the moment it is measured; rerunning the same command measures only what
-is missing. The noise floor (median coefficient of variation of re-measured architectures) is
+Architectures are timed in chunks of ``device.interleave``, each chunk interleaved round by round
+with the probe networks (the first ``measure.noise_subset`` requested) that correct it for the
+machine's drift (:mod:`hwnas.measure.probes`). Each row (median latency, p90, p99, the uncorrected
+median and the drift) is durable the moment its chunk is timed; rerunning the same command measures
+only what is missing. The noise floor (median CV of the probes' drift-corrected re-measurements) is
 reported beside the data, so every estimator's error can be read against it. The file may be shared
 between runs (the default output is one per space and device): one run writes it at a time, and only
 rows of the space options, device and protocol it was created with are added to it.
@@ -21,14 +24,18 @@ from hwnas.data.tables import read_arch_column
 from hwnas.devices import LocalDevice, require_local
 from hwnas.errors import ConfigError
 from hwnas.io import write_csv
+from hwnas.devices.runtimes import Compiled
 from hwnas.measure import MeasurementStore, provenance
+from hwnas.measure.harness import Timing
+from hwnas.measure.probes import ProbeSet
 from hwnas.options import count, seed
 
-COLUMNS = ["arch", "latency_ms", "std_ms", "iqr_ms", "min_ms", "repeats", "number", "params", "flops",
-           "device", "hardware", "threads", "torch", "batch_size", "input_shape", "measured_at"]
+COLUMNS = ["arch", "latency_ms", "p90_ms", "p99_ms", "std_ms", "iqr_ms", "min_ms", "raw_ms", "drift", "repeats",
+           "number", "params", "flops", "model_bytes", "device", "hardware", "threads", "torch", "runtime",
+           "runtime_version", "precision", "batch_size", "input_shape", "measured_at"]
 
 
-#: ``measure.noise_subset=null``: architectures re-measured for the noise floor (all requested when fewer)
+#: ``measure.noise_subset=null``: the probe networks (all requested when fewer)
 DEFAULT_NOISE_SUBSET = 10
 
 
@@ -47,49 +54,111 @@ def requested_archs(cfg, space) -> list:
 
 
 def noise_options(cfg, n_archs: int) -> tuple[int, int]:
-    """``(noise_subset, noise_rounds)``: how many of the requested architectures are re-measured, how often."""
+    """``(noise_subset, noise_rounds)``: how many of the requested architectures are probes (timed in every
+    session, :mod:`hwnas.measure.probes`), and how many extra sessions of the probes alone end the run."""
     m = cfg.measure
     k = count(m.get("noise_subset"), "measure.noise_subset", 0, n_archs, allow_none=True,
-              why=f"architectures re-measured for the noise floor, at most the {n_archs} requested; 0: no noise floor; "
-                  f"null: {DEFAULT_NOISE_SUBSET} or all requested")
+              why=f"probe architectures re-measured in every session (drift correction from 3, noise floor), at most "
+                  f"the {n_archs} requested; 0: neither; null: {DEFAULT_NOISE_SUBSET} or all requested")
     k = min(DEFAULT_NOISE_SUBSET, n_archs) if k is None else k
     rounds = count(m.get("noise_rounds", 0), "measure.noise_rounds", 1 if k else 0,
-                   why="fresh medians per re-measured architecture; a spread needs >= 1 beside the stored one")
+                   why="extra sessions of the probes alone at the end; a spread needs >= 1 beside the stored one")
     return k, rounds
 
 
-def measure_into(store: MeasurementStore, space, device: LocalDevice, archs, desc: str = "measuring") -> int:
-    """Measure every architecture not yet in ``store``; returns how many were measured now."""
-    todo = [a for a in archs if space.to_string(a) not in store]
-    if not todo:
-        return 0
-    costs = space.costs(todo)
-    for i, arch in enumerate(tqdm(todo, desc=desc, unit="arch", dynamic_ncols=True)):
-        timing = device.measure(space, arch)
-        store.append({
-            "arch": space.to_string(arch), "latency_ms": f"{timing.median_ms:.6g}", "std_ms": f"{timing.std_ms:.4g}",
-            "iqr_ms": f"{timing.iqr_ms:.4g}", "min_ms": f"{timing.min_ms:.6g}", "repeats": timing.repeats,
-            "number": timing.number, "params": int(costs["params"][i]), "flops": int(costs["flops"][i]),
-            **device.fingerprint(space.input_shape(arch, device.batch_size)),
-            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
-    return len(todo)
+def _row(space, device: LocalDevice, arch, timing: Timing, drift: float, compiled: Compiled, costs: dict, i: int) -> dict:
+    t = timing.scaled(drift)
+    return {
+        "arch": space.to_string(arch), "latency_ms": f"{t.median_ms:.6g}", "p90_ms": f"{t.p90_ms:.6g}",
+        "p99_ms": f"{t.p99_ms:.6g}", "std_ms": f"{t.std_ms:.4g}", "iqr_ms": f"{t.iqr_ms:.4g}",
+        "min_ms": f"{t.min_ms:.6g}", "raw_ms": f"{timing.median_ms:.6g}", "drift": f"{drift:.5g}",
+        "repeats": t.repeats, "number": t.number, "params": int(costs["params"][i]), "flops": int(costs["flops"][i]),
+        "model_bytes": compiled.size_bytes if compiled.size_bytes is not None else "",
+        **device.fingerprint(space.input_shape(arch, device.batch_size)),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
-def noise_floor(space, device: LocalDevice, store: MeasurementStore, k: int, rounds: int, out: Path) -> float:
-    """Median over ``k`` stored architectures of the CV of their stored and ``rounds`` fresh medians."""
-    if k <= 0 or rounds <= 0 or len(store) == 0:
-        return float("nan")
-    rows = store.rows[:k]
-    table, cvs = [], []
-    for row in tqdm(rows, desc="noise floor", unit="arch", dynamic_ncols=True):
-        arch = space.from_string(row["arch"])
-        values = [float(row["latency_ms"])] + [device.measure(space, arch).median_ms for _ in range(rounds)]
-        cv = float(np.std(values, ddof=1) / np.mean(values))
-        cvs.append(cv)
-        table.append([row["arch"], *[f"{v:.6g}" for v in values], f"{cv:.4g}"])
-    write_csv(out, ["arch", "stored_ms", *[f"remeasure_{i + 1}_ms" for i in range(rounds)], "cv"], table)
-    return float(np.median(cvs))
+class Session:
+    """Measures architectures into a store, chunk by chunk, each chunk timed beside the probes."""
+
+    def __init__(self, store: MeasurementStore, space, device: LocalDevice, probes: list):
+        self.store, self.space, self.device = store, space, device
+        self.sessions = 0
+        self.probes = self._probe_set(probes)
+
+    def _time(self, compiled: list) -> list[Timing]:
+        self.sessions += 1
+        return self.device.time(compiled, seed=self.sessions)
+
+    def _probe_set(self, probes: list) -> ProbeSet:
+        """The probes, compiled once; missing ones are measured first (they become the reference), corrected
+        by the drift of those already stored when there are enough of them."""
+        space, store = self.space, self.store
+        keys = [space.to_string(a) for a in probes]
+        compiled = [self.device.compile(space, a) for a in probes]
+        stored = [k in store for k in keys]
+        reference = np.array([float(store.row(k)["latency_ms"]) if s else np.nan for k, s in zip(keys, stored)])
+        if not probes:
+            return ProbeSet([], [], reference)
+        if all(stored):
+            return ProbeSet(keys, compiled, reference)
+        timings = self._time(compiled)
+        values = np.array([t.median_ms for t in timings])
+        known = ProbeSet([k for k, s in zip(keys, stored) if s], [], reference[stored])
+        drift = known.drift(values[stored])
+        costs = space.costs([a for a, s in zip(probes, stored) if not s])
+        i = 0
+        for arch, key, s, timing, c in zip(probes, keys, stored, timings, compiled):
+            if not s:
+                store.append(_row(space, self.device, arch, timing, drift, c, costs, i))
+                i += 1
+        reference = np.where(stored, reference, values / drift)
+        probe_set = ProbeSet(keys, compiled, reference)
+        if any(stored):
+            probe_set.record(values, f"session {self.sessions}")
+        return probe_set
+
+    def measure(self, archs: list, desc: str = "measuring") -> int:
+        """Measure every architecture of ``archs`` not yet in the store; returns how many were measured now."""
+        space, store, device = self.space, self.store, self.device
+        todo = [a for a in archs if space.to_string(a) not in store]
+        if not todo:
+            return 0
+        bar = tqdm(total=len(todo), desc=desc, unit="arch", dynamic_ncols=True)
+        for start in range(0, len(todo), device.interleave):
+            chunk = todo[start:start + device.interleave]
+            compiled = [device.compile(space, a) for a in chunk]
+            timings = self._time(self.probes.compiled + compiled)
+            probe_values = [t.median_ms for t in timings[:len(self.probes)]]
+            drift = self.probes.drift(probe_values)
+            if len(self.probes):
+                self.probes.record(probe_values, f"session {self.sessions}")
+            costs = space.costs(chunk)
+            for i, (arch, timing, c) in enumerate(zip(chunk, timings[len(self.probes):], compiled)):
+                store.append(_row(space, device, arch, timing, drift, c, costs, i))
+            bar.update(len(chunk))
+        bar.close()
+        return len(todo)
+
+    def remeasure_probes(self, rounds: int) -> None:
+        """``rounds`` more sessions of the probes alone (their spread is the noise floor)."""
+        for _ in tqdm(range(rounds if len(self.probes) else 0), desc="noise floor", unit="session", dynamic_ncols=True):
+            self.probes.record([t.median_ms for t in self._time(self.probes.compiled)], f"session {self.sessions}")
+
+    def write_noise(self, out: Path) -> tuple[float, float]:
+        """The probes' re-measurements into ``out``; ``(noise floor, uncorrected)``."""
+        log = self.probes.log
+        if not log:
+            return float("nan"), float("nan")
+        columns = ["arch", "session", "reference_ms", "raw_ms", "drift", "corrected_ms"]
+        write_csv(out, columns, [[r[c] if isinstance(r[c], str) else f"{r[c]:.6g}" for c in columns] for r in log])
+        return self.probes.noise_floor()
+
+
+def read_noise(path: Path) -> tuple[float, float]:
+    """The noise floor of a noise file written by :meth:`Session.write_noise`."""
+    return ProbeSet.from_log(pd.read_csv(path).to_dict("records")).noise_floor()
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -107,28 +176,37 @@ def run(cfg, ctx) -> dict[str, float]:
 def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: MeasurementStore, output: Path,
              noise_settings: tuple[int, int]) -> dict[str, float]:
     before = len(store)
+    k, rounds = noise_settings
     t0 = time.perf_counter()
-    measured = measure_into(store, space, device, archs, desc=f"measuring {space.name} on {device.name}")
+    session = Session(store, space, device, archs[:k])
+    session.measure(archs, desc=f"measuring {space.name} on {device.name}")
+    measured = len(store) - before  # the probes measured first included
     seconds = time.perf_counter() - t0
     keys = {space.to_string(a) for a in archs}
     rows = [r for r in store.rows if r["arch"] in keys]
     lat = np.array([float(r["latency_ms"]) for r in rows])
     within = np.array([float(r["std_ms"]) / float(r["latency_ms"]) for r in rows])
+    tail = np.array([float(r["p99_ms"]) / float(r["latency_ms"]) for r in rows if r.get("p99_ms")])
     noise_file = ctx.path("noise_floor.csv")
     if measured == 0 and noise_file.exists():
         # nothing new measured: the noise floor of the session that measured the data stands (re-measuring
         # now, perhaps under other load, would describe this moment, not the dataset)
-        noise = float(pd.read_csv(noise_file)["cv"].median())
+        noise, raw_noise = read_noise(noise_file)
         print(f"nothing new to measure; noise floor kept from {noise_file}")
     else:
-        noise = noise_floor(space, device, store, *noise_settings, noise_file)
+        session.remeasure_probes(rounds)
+        noise, raw_noise = session.write_noise(noise_file)
+    correction = "drift-corrected by" if session.probes.corrects else "not drift-corrected (fewer than 3 probes);"
     print(f"{space.name} on {device.name}: {measured} measured now, {len(store) - before} rows added, "
-          f"{len(store)} rows in {output}; median latency {np.median(lat):.3f} ms; "
-          f"noise floor (median CV of re-measurements) {noise:.2%}")
+          f"{len(store)} rows in {output}; median latency {np.median(lat):.3f} ms, p99/p50 "
+          f"{np.median(tail) if len(tail) else float('nan'):.2f}; noise floor {noise:.2%} "
+          f"(re-measurement CV of {len(session.probes)} probes, {correction} {raw_noise:.2%} raw)")
     ctx.tracker.log_table("measurements", ["arch", "latency_ms"], [[r["arch"], float(r["latency_ms"])] for r in rows[:1000]])
     return {
         "n_requested": len(archs), "n_measured_now": measured, "rows_added": len(store) - before, "rows_total": len(store),
         "latency_ms_median": float(np.median(lat)), "latency_ms_min": float(lat.min()), "latency_ms_max": float(lat.max()),
+        "p99_over_p50_median": float(np.median(tail)) if len(tail) else float("nan"),
         "within_run_cv_median": float(np.median(within)), "noise_floor_cv_median": noise,
+        "noise_floor_raw_cv_median": raw_noise, "probes": len(session.probes), "sessions": session.sessions,
         "measure_seconds": seconds, "seconds_per_arch": seconds / measured if measured else 0.0,
     }

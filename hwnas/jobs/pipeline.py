@@ -52,12 +52,15 @@ class Stage:
 
 
 def _flat(prefix: str, node) -> list[str]:
-    """``key=value`` overrides reproducing ``node`` under ``prefix`` (lists and scalars)."""
+    """``key=value`` overrides reproducing ``node`` under ``prefix`` (nested nodes key by key; lists, scalars)."""
     out = []
     for key, value in OmegaConf.to_container(node, resolve=True).items():
-        if key.startswith("_"):
+        if key.startswith("_") and prefix.count(".") == 0:
             continue
-        out.append(f"{prefix}.{key}={json.dumps(value) if isinstance(value, (list, dict)) else _scalar(value)}")
+        if isinstance(value, dict) and value:
+            out += _flat(f"{prefix}.{key}", OmegaConf.create(value))
+        else:
+            out.append(f"{prefix}.{key}={json.dumps(value) if isinstance(value, (list, dict)) else _scalar(value)}")
     return out
 
 
@@ -71,6 +74,15 @@ def _scalar(value) -> str:
 
 #: groups whose choice in the pipeline's run every stage inherits (the others each stage sets itself)
 INHERITED_CHOICES = ("search_strategy", "accuracy", "data", "supernet", "trainer", "logger", "paths")
+
+
+def _choice(group: str, default: str) -> str:
+    """The option of ``group`` this run composed (``device=onnxruntime``), or ``default`` outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get(group) or default)
+    return default
 
 
 def _user_overrides(cfg: DictConfig) -> list[str]:
@@ -221,7 +233,7 @@ def run(cfg, ctx) -> dict[str, float]:
     if kind not in ("cpu", "cuda"):
         raise ConfigError(f"the pipeline measures latency on this machine: device = "
                           f"{cfg.device.get('source') or cfg.device.get('path') or cfg.device.get('_target_')!r} "
-                          f"is not allowed; allowed: local_cpu, local_cuda")
+                          f"is not allowed; allowed: local_cpu, local_cuda, onnxruntime, onnxruntime_int8, openvino")
     _check_options(p)
     user = _user_overrides(cfg)
     # the space of every stage: the configured one with the pipeline's (tiny) settings, except what the
@@ -259,7 +271,7 @@ def run(cfg, ctx) -> dict[str, float]:
                "lut": ["estimator=lut", f"estimator.path={lut}", "estimator.statistic=median"]}
     stage(2, "eval_subnets", [f"eval_subnets.checkpoint={sn / 'supernet.pt'}", f"eval_subnets.n={int(p.accuracy_samples)}",
                               f"eval_subnets.output={acc_csv}"])
-    on_device = [*space, f"device=local_{kind}", *dev]
+    on_device = [*space, f"device={_choice('device', f'local_{kind}')}", *dev]
     stage(3, "measure", [*on_device, f"measure.n={int(p.latency_samples)}", f"measure.output={lat_csv}",
                          f"measure.noise_subset={count(p.noise_subset, 'pipeline.noise_subset', 0, int(p.latency_samples), why='measured subnets re-measured for the noise floor')}"])
     stage(4, "build_lut", [*on_device, f"build_lut.output={lut}"])

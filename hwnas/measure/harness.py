@@ -1,16 +1,20 @@
-"""Latency of one network: warm-up, repeated timed blocks, median and spread.
+"""Latency of networks: warm-up, timed blocks in interleaved rounds, median, spread and tail percentiles.
 
-Timing uses ``torch.utils.benchmark.Timer``, which pins the thread count for the measurement and
-synchronizes CUDA around each block, under ``torch.inference_mode``.
+Timing is wall-clock (``time.perf_counter_ns``) around blocks of synchronous calls: a CUDA run
+synchronizes inside the call (:class:`hwnas.devices.runtimes.TorchRuntime`), ONNX Runtime and
+OpenVINO return when the inference is done. ``torch.utils.benchmark.Timer`` was used before; it
+times one statement at a time, and interleaving several networks round by round
+(:func:`time_interleaved`) is what brings the noise of this shared machine down.
 """
 from __future__ import annotations
 
+import gc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.utils.benchmark as benchmark
 from torch import nn
 
 from hwnas.errors import ConfigError
@@ -29,7 +33,11 @@ def median_seconds(fn, repeats: int = 5) -> float:
 
 @dataclass(frozen=True)
 class Timing:
-    """Per-inference latency statistics over ``repeats`` timed blocks of ``number`` runs each."""
+    """Per-inference latency statistics of one network over ``repeats`` timed blocks of ``number`` runs.
+
+    ``median_ms`` is the latency hwnas uses; ``p90_ms``/``p99_ms`` describe the tail a deployment sees
+    (percentiles of the per-block times, so of ``number``-run averages when ``number`` > 1).
+    """
 
     median_ms: float
     mean_ms: float
@@ -38,6 +46,22 @@ class Timing:
     min_ms: float
     repeats: int
     number: int
+    p90_ms: float = float("nan")
+    p99_ms: float = float("nan")
+
+    @classmethod
+    def from_samples(cls, samples_ms: np.ndarray, number: int) -> "Timing":
+        s = np.asarray(samples_ms, dtype=np.float64)
+        q1, med, q3, p90, p99 = np.percentile(s, [25, 50, 75, 90, 99])
+        return cls(median_ms=float(med), mean_ms=float(s.mean()), std_ms=float(s.std(ddof=1)) if len(s) > 1 else 0.0,
+                   iqr_ms=float(q3 - q1), min_ms=float(s.min()), repeats=len(s), number=int(number),
+                   p90_ms=float(p90), p99_ms=float(p99))
+
+    def scaled(self, factor: float) -> "Timing":
+        """Every time divided by ``factor`` (drift correction: ``factor`` > 1 when the machine ran slow)."""
+        f = float(factor)
+        return replace(self, median_ms=self.median_ms / f, mean_ms=self.mean_ms / f, std_ms=self.std_ms / f,
+                       iqr_ms=self.iqr_ms / f, min_ms=self.min_ms / f, p90_ms=self.p90_ms / f, p99_ms=self.p99_ms / f)
 
     @property
     def cv(self) -> float:
@@ -45,22 +69,66 @@ class Timing:
         return self.std_ms / self.median_ms if self.median_ms > 0 else float("nan")
 
 
-def measure_latency(model: nn.Module, inputs: torch.Tensor, warmup: int = 5, repeats: int = 20, number: int = 1,
-                    threads: int = 1) -> Timing:
-    """Median latency (ms) of ``model(inputs)`` in eval mode.
-
-    ``warmup`` untimed runs first; then ``repeats`` blocks of ``number`` runs each are timed and the
-    per-run time of each block is one sample.
-    """
-    for name, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1), ("number", number, 1), ("threads", threads, 1)):
+def check_protocol(warmup: int, repeats: int, number: int) -> None:
+    for name, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1), ("number", number, 1)):
         if int(value) < low:
             raise ConfigError(f"measurement {name} = {value} must be >= {low}")
+
+
+def time_interleaved(runs: Sequence[Callable[[], object]], warmup: int = 5, repeats: int = 20, number: int = 1,
+                     seed: int = 0) -> list[np.ndarray]:
+    """Per-run times (ms) of each of ``runs``: ``repeats`` rounds, each timing one block of ``number`` calls
+    of every run, in a fresh random order per round.
+
+    Interleaving is what makes latencies of a shared machine comparable: a load that comes and goes
+    (another process, a frequency change) slows every network of the round alike instead of the few
+    timed while it lasted, and the random order keeps cache warmth from favouring any one network.
+    Each run gets ``warmup`` untimed calls first; the garbage collector is off while timing.
+    """
+    check_protocol(warmup, repeats, number)
+    runs = list(runs)
+    for run in runs:
+        for _ in range(int(warmup)):
+            run()
+    samples = np.empty((len(runs), int(repeats)))
+    order = np.arange(len(runs))
+    rng = np.random.default_rng(seed)
+    clock = time.perf_counter_ns
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(int(repeats)):
+            rng.shuffle(order)
+            for i in order:
+                run = runs[i]
+                t0 = clock()
+                for _ in range(int(number)):
+                    run()
+                samples[i, r] = (clock() - t0) / number / 1e6
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return list(samples)
+
+
+def measure_latency(model: nn.Module, inputs: torch.Tensor, warmup: int = 5, repeats: int = 20, number: int = 1,
+                    threads: int = 1) -> Timing:
+    """Latency statistics (ms) of eager ``model(inputs)`` in eval mode with ``threads`` intra-op threads."""
+    if int(threads) < 1:
+        raise ConfigError(f"measurement threads = {threads} must be >= 1")
     model.eval()
-    timer = benchmark.Timer(stmt="model(inputs)", globals={"model": model, "inputs": inputs}, num_threads=int(threads))
-    with torch.inference_mode():
-        if warmup:
-            timer.timeit(int(warmup))
-        samples = np.array([timer.timeit(int(number)).median for _ in range(int(repeats))]) * 1e3
-    q1, q3 = np.percentile(samples, [25, 75])
-    return Timing(median_ms=float(np.median(samples)), mean_ms=float(samples.mean()), std_ms=float(samples.std(ddof=1)) if repeats > 1 else 0.0,
-                  iqr_ms=float(q3 - q1), min_ms=float(samples.min()), repeats=int(repeats), number=int(number))
+    sync = torch.cuda.synchronize if inputs.is_cuda else None
+
+    def run():
+        model(inputs)
+        if sync is not None:
+            sync()
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        with torch.inference_mode():
+            (samples,) = time_interleaved([run], warmup, repeats, number)
+    finally:
+        torch.set_num_threads(prev)
+    return Timing.from_samples(samples, number)

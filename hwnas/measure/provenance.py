@@ -39,12 +39,15 @@ def search_space(node: Any) -> dict[str, Any]:
 
 def local_device(device) -> dict[str, Any]:
     """Everything a latency measured by a :class:`~hwnas.devices.LocalDevice` depends on besides the
-    network: the hardware, threads, batch size, the timing protocol and the torch version (and the device's
-    name, last: it usually follows from the others, which say better what differs)."""
+    network: the hardware, runtime (its version, precision, options), threads, batch size, the timing
+    protocol and the torch version (and the device's name, last: it usually follows from the others,
+    which say better what differs)."""
     fp = device.fingerprint(())  # device, hardware, threads, torch, batch_size (input_shape: per row)
-    return {"device.kind": device.kind, "device.hardware": fp["hardware"], "device.threads": fp["threads"],
-            "device.batch_size": fp["batch_size"], "device.warmup": device.warmup, "device.repeats": device.repeats,
-            "device.number": device.number, "torch": fp["torch"], "device.name": fp["device"]}
+    runtime = {f"device.runtime.{k}": v for k, v in device.runtime.settings().items() if k != "runtime"}
+    return {"device.kind": device.kind, "device.hardware": fp["hardware"], "device.runtime": fp["runtime"], **runtime,
+            "device.threads": fp["threads"], "device.batch_size": fp["batch_size"], "device.warmup": device.warmup,
+            "device.repeats": device.repeats, "device.number": device.number, "device.interleave": device.interleave,
+            "torch": fp["torch"], "device.name": fp["device"]}
 
 
 def local_latency(rows: str, space_node: Any, device) -> dict[str, Any]:

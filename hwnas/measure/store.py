@@ -85,6 +85,12 @@ class MeasurementStore:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def row(self, key: str) -> dict[str, str]:
+        """The stored row of ``key`` (KeyError if it is not measured)."""
+        if key not in self.done:
+            raise KeyError(key)
+        return next(r for r in self.rows if r[self.key] == key)
+
     def missing(self, keys: Iterable[str]) -> list[str]:
         return [k for k in keys if k not in self.done]
 

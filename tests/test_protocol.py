@@ -1,0 +1,80 @@
+"""The measurement protocol (issue #14): interleaved rounds, tail percentiles, drift correction by probes."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwnas.measure.harness import Timing, time_interleaved
+from hwnas.measure.probes import MIN_PROBES, ProbeSet
+
+
+def _sleeper(seconds: float):
+    def run():
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:  # busy wait: sleep's granularity is coarser than this
+            pass
+    return run
+
+
+def test_interleaved_rounds_time_every_network_in_a_fresh_order():
+    order: list[int] = []
+    runs = [lambda i=i: order.append(i) for i in range(4)]
+    samples = time_interleaved(runs, warmup=2, repeats=6, number=3, seed=0)
+    assert len(samples) == 4 and all(len(s) == 6 for s in samples)
+    timed = order[4 * 2:]  # after each network's warm-up calls
+    rounds = [timed[r * 12:(r + 1) * 12:3] for r in range(6)]
+    assert all(sorted(r) == [0, 1, 2, 3] for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1  # the order changes from round to round
+
+
+def test_timing_reports_the_tail_and_scales_for_drift():
+    a, b = time_interleaved([_sleeper(0.0004), _sleeper(0.0012)], warmup=1, repeats=15)
+    ta, tb = Timing.from_samples(a, 1), Timing.from_samples(b, 1)
+    assert ta.min_ms <= ta.median_ms <= ta.p90_ms <= ta.p99_ms
+    assert 2.0 < tb.median_ms / ta.median_ms < 4.0
+    half = tb.scaled(2.0)
+    assert half.median_ms == pytest.approx(tb.median_ms / 2) and half.p99_ms == pytest.approx(tb.p99_ms / 2)
+    assert half.repeats == tb.repeats
+
+
+def test_probes_remove_a_drift_that_slows_a_whole_session():
+    reference = np.array([1.0, 2.0, 3.0, 4.0])
+    probes = ProbeSet(list("abcd"), [], reference)
+    slow = reference * 1.3 * np.array([1.0, 1.01, 0.99, 1.0])  # the machine ran 30 % slow, plus 1 % noise
+    assert probes.drift(slow) == pytest.approx(1.3, rel=0.01)
+    probes.record(slow, "s1")
+    probes.record(reference * 0.9, "s2")
+    corrected, raw = probes.noise_floor()
+    assert corrected < 0.01 < 0.1 < raw
+    # each probe is corrected by the others only (leave one out): a probe alone in a jump shows as noise
+    jump = reference.copy()
+    jump[0] *= 1.5
+    lone = ProbeSet(list("abcd"), [], reference)
+    lone.record(jump, "s1")
+    assert lone.log[0]["drift"] == pytest.approx(1.0) and lone.log[0]["corrected_ms"] == pytest.approx(1.5)
+    # too few probes: nothing is corrected
+    few = ProbeSet(list("ab")[:MIN_PROBES - 1], [], reference[:MIN_PROBES - 1])
+    assert few.drift(reference[:MIN_PROBES - 1] * 2) == 1.0
+
+
+def test_job_measure_corrects_chunks_by_probes_and_records_the_distribution(run_cli, tmp_path):
+    out = tmp_path / "lat.csv"
+    args = ["job=measure", "search_space=nb201", "measure.n=12", "measure.noise_subset=4", "measure.noise_rounds=1",
+            "device.warmup=1", "device.repeats=5", "device.interleave=4", f"measure.output={out}", "logger=none"]
+    code, _, err = run_cli(*args, f"hydra.run.dir={tmp_path / 'r'}")
+    assert code == 0, err[-2000:]
+    rows = pd.read_csv(out)
+    assert len(rows) == 12 and (rows["p99_ms"] >= rows["p90_ms"]).all() and (rows["p90_ms"] >= rows["min_ms"]).all()
+    assert rows["runtime"].eq("torch").all() and rows["precision"].eq("fp32").all()
+    # the 4 probes were measured first (drift 1); the 8 others in two chunks, each divided by its drift
+    assert (rows["drift"].iloc[:4] == 1).all()
+    assert np.allclose(rows["latency_ms"], rows["raw_ms"] / rows["drift"], rtol=1e-4)
+    noise = pd.read_csv(tmp_path / "r" / "noise_floor.csv")
+    assert sorted(noise["session"].unique()) == ["session 2", "session 3", "session 4"]  # 2 chunks + 1 round
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert m["probes"] == 4 and m["noise_floor_cv_median"] >= 0 and m["noise_floor_raw_cv_median"] >= 0
+    assert m["p99_over_p50_median"] >= 1
