@@ -78,3 +78,24 @@ def test_job_measure_corrects_chunks_by_probes_and_records_the_distribution(run_
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert m["probes"] == 4 and m["noise_floor_cv_median"] >= 0 and m["noise_floor_raw_cv_median"] >= 0
     assert m["p99_over_p50_median"] >= 1
+    # a device with that run's probes as its reference times new networks beside them, on the dataset's footing
+    from hwnas.devices import LocalDevice
+    from hwnas.spaces import get_space
+
+    space = get_space("nb201")
+    device = LocalDevice(warmup=1, repeats=5, interleave=4, reference=str(tmp_path / "r" / "noise_floor.csv"))
+    assert len(device.probes(space)) == 4
+    again = device.latency(space, space.from_strings(rows["arch"].iloc[4:8]))
+    assert np.all(again > 0) and np.median(again / rows["latency_ms"].iloc[4:8].to_numpy()) == pytest.approx(1, abs=0.5)
+
+
+def test_a_reference_that_is_not_a_noise_file_is_one_line(tmp_path):
+    from hwnas.devices import LocalDevice
+    from hwnas.errors import ConfigError, DataError
+    from hwnas.spaces import get_space
+
+    with pytest.raises(ConfigError, match="device.reference = '.*nothing.csv' does not exist"):
+        LocalDevice(reference=str(tmp_path / "nothing.csv")).probes(get_space("nb201"))
+    (tmp_path / "lat.csv").write_text("arch,latency_ms\nx,1\n")
+    with pytest.raises(DataError, match="is not a noise_floor.csv of job=measure"):
+        LocalDevice(reference=str(tmp_path / "lat.csv")).probes(get_space("nb201"))

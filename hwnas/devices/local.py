@@ -4,16 +4,19 @@ from __future__ import annotations
 import functools
 import os
 import platform
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from hwnas.devices.base import Device, HardwareDescriptor
-from hwnas.errors import ConfigError, choices_text
+from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.options import integer
 from hwnas.devices.runtimes import Compiled, Runtime, TorchRuntime
 from hwnas.measure.harness import Timing, median_seconds, time_interleaved
+from hwnas.measure.probes import ProbeSet
 
 KINDS = ("cpu", "cuda")
 
@@ -47,12 +50,15 @@ class LocalDevice(Device):
     The protocol (:mod:`hwnas.measure.harness`): every network gets ``warmup`` untimed runs, then
     ``repeats`` rounds time one block of ``number`` runs of each of up to ``interleave`` networks, in
     a fresh random order per round; the median block time is the latency, p90/p99 its tail.
-    ``threads`` pins intra-op threads (default 1: least noise on a shared machine).
+    ``threads`` pins intra-op threads (default 1: least noise on a shared machine). ``reference``: the
+    ``noise_floor.csv`` of a job=measure run; its probe networks are then timed beside every chunk and
+    the latencies divided by the chunk's drift, so they compare with that run's dataset
+    (:mod:`hwnas.measure.probes`): how picks are verified against the data their model learned from.
     """
 
     def __init__(self, kind: str = "cpu", threads: int | None = 1, batch_size: int = 1, warmup: int = 5,
                  repeats: int = 20, number: int = 1, interleave: int = 20, runtime: Runtime | None = None,
-                 name: str | None = None):
+                 reference: str | None = None, name: str | None = None):
         if kind not in KINDS:
             raise ConfigError(f"device.kind = {kind!r} is not allowed; allowed: {choices_text(KINDS)}")
         if kind == "cuda" and not torch.cuda.is_available():
@@ -74,6 +80,8 @@ class LocalDevice(Device):
         self.threads = threads if threads is not None else (os.cpu_count() or 1)
         self.torch_device = torch.device("cuda" if kind == "cuda" else "cpu")
         self.name = name or self._default_name()
+        self.reference = reference
+        self._probes: dict[str, ProbeSet] = {}
 
     def _default_name(self) -> str:
         rt = self.runtime
@@ -147,13 +155,39 @@ class LocalDevice(Device):
             torch.set_num_threads(prev)
         return [Timing.from_samples(s, self.number) for s in samples]
 
+    def probes(self, space) -> ProbeSet | None:
+        """The probe networks of ``reference`` (compiled once per space), or None without a reference."""
+        if not self.reference:
+            return None
+        if space.name not in self._probes:
+            path = Path(self.reference)
+            if not path.is_file():
+                raise ConfigError(f"device.reference = '{path}' does not exist; give the noise_floor.csv of a "
+                                  f"job=measure run (its probes and their reference latencies), or null")
+            try:
+                log = pd.read_csv(path).to_dict("records")
+                probes = ProbeSet.from_log(log)
+            except (KeyError, ValueError, pd.errors.ParserError) as exc:
+                raise DataError(f"device.reference = '{path}' is not a noise_floor.csv of job=measure (columns arch, "
+                                f"reference_ms, ...): {exc}") from exc
+            probes.compiled = [self.compile(space, a) for a in space.from_strings(probes.keys)]
+            self._probes[space.name] = probes
+        return self._probes[space.name]
+
     def measure_many(self, space, archs: Sequence) -> list[Timing]:
-        """Timings of ``archs``, ``interleave`` networks per interleaved session."""
+        """Timings of ``archs``, ``interleave`` networks per interleaved session (beside the reference's
+        probes, and divided by each session's drift, when there is a reference)."""
         out: list[Timing] = []
         archs = list(archs)
+        probes = self.probes(space)
         for start in range(0, len(archs), self.interleave):
-            chunk = archs[start:start + self.interleave]
-            out += self.time([self.compile(space, a) for a in chunk], seed=start)
+            chunk = [self.compile(space, a) for a in archs[start:start + self.interleave]]
+            if probes is None:
+                out += self.time(chunk, seed=start)
+                continue
+            timings = self.time(probes.compiled + chunk, seed=start)
+            drift = probes.drift([t.median_ms for t in timings[:len(probes)]])
+            out += [t.scaled(drift) for t in timings[len(probes):]]
         return out
 
     def measure(self, space, arch) -> Timing:

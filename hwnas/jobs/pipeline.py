@@ -280,7 +280,10 @@ def run(cfg, ctx) -> dict[str, float]:
     for est in p.compare:
         stage(6, "evaluate", [*table, *extra[est], f"evaluate.train_samples={n_fit}"], tag=est)
     budgets = _budgets(cfg, lat_csv)  # after measuring: the default budgets are quantiles of the measurements
-    found = stage(7, "search", [*on_device, *latency[p.latency_estimator], "accuracy=predictor",
+    # picks are verified beside the measured dataset's probes, divided by the drift since (hwnas.measure.probes)
+    probes = folder(3, "measure") / "noise_floor.csv"
+    reference = [f"device.reference={probes}"] if probes.exists() else []
+    found = stage(7, "search", [*on_device, *reference, *latency[p.latency_estimator], "accuracy=predictor",
                                 f"accuracy.fit_data={acc_csv}", f"search.latency_budgets={json.dumps(budgets)}",
                                 "search.verify=true", *_margin(p.latency_margin, trained / "predictions.csv"),
                                 *p.search_overrides])
