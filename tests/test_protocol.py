@@ -23,12 +23,15 @@ def _sleeper(seconds: float):
 def test_interleaved_rounds_time_every_network_in_a_fresh_order():
     order: list[int] = []
     runs = [lambda i=i: order.append(i) for i in range(4)]
-    samples = time_interleaved(runs, warmup=2, repeats=6, number=3, seed=0)
+    samples = time_interleaved(runs, warmup=2, repeats=6, number=3, seed=0, settle=0)
     assert len(samples) == 4 and all(len(s) == 6 for s in samples)
     timed = order[4 * 2:]  # after each network's warm-up calls
     rounds = [timed[r * 12:(r + 1) * 12:3] for r in range(6)]
     assert all(sorted(r) == [0, 1, 2, 3] for r in rounds)
     assert len({tuple(r) for r in rounds}) > 1  # the order changes from round to round
+    order.clear()
+    time_interleaved(runs, warmup=0, repeats=2, number=3, seed=0, settle=1)
+    assert len(order) == 4 * 2 * (3 + 1)  # one untimed settling call before each timed block
 
 
 def test_timing_reports_the_tail_and_scales_for_drift():
@@ -70,11 +73,13 @@ def test_job_measure_corrects_chunks_by_probes_and_records_the_distribution(run_
     rows = pd.read_csv(out)
     assert len(rows) == 12 and (rows["p99_ms"] >= rows["p90_ms"]).all() and (rows["p90_ms"] >= rows["min_ms"]).all()
     assert rows["runtime"].eq("torch").all() and rows["precision"].eq("fp32").all()
-    # the 4 probes were measured first (drift 1); the 8 others in two chunks, each divided by its drift
-    assert (rows["drift"].iloc[:4] == 1).all()
+    # the 4 probes were measured with the first chunk (their reference: drift 1), the second chunk beside
+    # them again, divided by its drift
+    assert (rows["drift"].iloc[:8] == 1).all()
     assert np.allclose(rows["latency_ms"], rows["raw_ms"] / rows["drift"], rtol=1e-4)
     noise = pd.read_csv(tmp_path / "r" / "noise_floor.csv")
-    assert sorted(noise["session"].unique()) == ["session 2", "session 3", "session 4"]  # 2 chunks + 1 round
+    assert sorted(noise["session"].unique()) == ["session 2", "session 3"]  # the second chunk + 1 closing round
+    assert len(noise) == 2 * 4
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert m["probes"] == 4 and m["noise_floor_cv_median"] >= 0 and m["noise_floor_raw_cv_median"] >= 0
     assert m["p99_over_p50_median"] >= 1

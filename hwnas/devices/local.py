@@ -48,8 +48,9 @@ class LocalDevice(Device):
     """Measures networks here, through a runtime (eager PyTorch by default, ONNX Runtime, OpenVINO).
 
     The protocol (:mod:`hwnas.measure.harness`): every network gets ``warmup`` untimed runs, then
-    ``repeats`` rounds time one block of ``number`` runs of each of up to ``interleave`` networks, in
-    a fresh random order per round; the median block time is the latency, p90/p99 its tail.
+    ``repeats`` rounds time one block of ``number`` runs of each of up to ``interleave`` networks (each
+    block after ``settle`` untimed runs), in a fresh random order per round; the median block time is
+    the latency, p90/p99 its tail.
     ``threads`` pins intra-op threads (default 1: least noise on a shared machine). ``reference``: the
     ``noise_floor.csv`` of a job=measure run; its probe networks are then timed beside every chunk and
     the latencies divided by the chunk's drift, so they compare with that run's dataset
@@ -57,7 +58,7 @@ class LocalDevice(Device):
     """
 
     def __init__(self, kind: str = "cpu", threads: int | None = 1, batch_size: int = 1, warmup: int = 5,
-                 repeats: int = 20, number: int = 1, interleave: int = 20, runtime: Runtime | None = None,
+                 repeats: int = 20, number: int = 1, interleave: int = 20, settle: int = 1, runtime: Runtime | None = None,
                  reference: str | None = None, name: str | None = None):
         if kind not in KINDS:
             raise ConfigError(f"device.kind = {kind!r} is not allowed; allowed: {choices_text(KINDS)}")
@@ -72,6 +73,7 @@ class LocalDevice(Device):
         self.number = integer(number, "device.number", 1, hint=" (runs per timed block)")
         self.interleave = integer(interleave, "device.interleave", 1,
                                   hint=" (networks timed together, round by round; 1: one after another)")
+        self.settle = integer(settle, "device.settle", 0, hint=" (untimed runs right before each timed block)")
         if runtime is not None and not isinstance(runtime, Runtime):
             raise ConfigError(f"device.runtime = {runtime!r} is not a runtime; give a node with _target_ "
                               f"hwnas.devices.runtimes.OnnxRuntime / OpenVinoRuntime / TorchRuntime, or null (eager PyTorch)")
@@ -150,7 +152,8 @@ class LocalDevice(Device):
         torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                samples = time_interleaved([c.run for c in compiled], self.warmup, self.repeats, self.number, seed)
+                samples = time_interleaved([c.run for c in compiled], self.warmup, self.repeats, self.number, seed,
+                                           self.settle)
         finally:
             torch.set_num_threads(prev)
         return [Timing.from_samples(s, self.number) for s in samples]

@@ -80,71 +80,83 @@ def _row(space, device: LocalDevice, arch, timing: Timing, drift: float, compile
 
 
 class Session:
-    """Measures architectures into a store, chunk by chunk, each chunk timed beside the probes."""
+    """Measures architectures into a store, chunk by chunk, each chunk timed beside the probes.
+
+    Every session times the probes with a full chunk of other networks, so the probes' reference (their
+    latencies in the first session) and their re-measurements are taken in the same company.
+    """
 
     def __init__(self, store: MeasurementStore, space, device: LocalDevice, probes: list):
         self.store, self.space, self.device = store, space, device
         self.sessions = 0
-        self.probes = self._probe_set(probes)
-
-    def _time(self, compiled: list) -> list[Timing]:
-        self.sessions += 1
-        return self.device.time(compiled, seed=self.sessions)
-
-    def _probe_set(self, probes: list) -> ProbeSet:
-        """The probes, compiled once; missing ones are measured first (they become the reference), corrected
-        by the drift of those already stored when there are enough of them."""
-        space, store = self.space, self.store
         keys = [space.to_string(a) for a in probes]
-        compiled = [self.device.compile(space, a) for a in probes]
-        stored = [k in store for k in keys]
-        reference = np.array([float(store.row(k)["latency_ms"]) if s else np.nan for k, s in zip(keys, stored)])
-        if not probes:
-            return ProbeSet([], [], reference)
-        if all(stored):
-            return ProbeSet(keys, compiled, reference)
-        timings = self._time(compiled)
-        values = np.array([t.median_ms for t in timings])
-        known = ProbeSet([k for k, s in zip(keys, stored) if s], [], reference[stored])
-        drift = known.drift(values[stored])
-        costs = space.costs([a for a, s in zip(probes, stored) if not s])
+        self.probe_archs = probes
+        self.missing_probes = [k not in store for k in keys]
+        reference = np.array([np.nan if m else float(store.row(k)["latency_ms"]) for k, m in zip(keys, self.missing_probes)])
+        self.probes = ProbeSet(keys, [device.compile(space, a) for a in probes], reference)
+        self.filler: list = []  # the last chunk's networks: company for the probes in the closing sessions
+
+    def _session(self, compiled: list) -> tuple[list[Timing], float]:
+        """Probes and ``compiled`` timed together; the other networks' timings and the session's drift."""
+        self.sessions += 1
+        timings = self.device.time(self.probes.compiled + compiled, seed=self.sessions)
+        k = len(self.probes)
+        values = np.array([t.median_ms for t in timings[:k]])
+        if any(self.missing_probes):
+            drift = self._set_reference(values, timings[:k])
+        else:
+            drift = self.probes.drift(values)
+            if k:
+                self.probes.record(values, f"session {self.sessions}")
+        return timings[k:], drift
+
+    def _set_reference(self, values: np.ndarray, timings: list[Timing]) -> float:
+        """The first session of a probe set: missing probes are stored (corrected by the stored ones when
+        there are enough of them) and become the reference."""
+        stored = ~np.array(self.missing_probes)
+        drift = ProbeSet(["?"] * int(stored.sum()), [], self.probes.reference[stored]).drift(values[stored])
+        missing = [a for a, m in zip(self.probe_archs, self.missing_probes) if m]
+        costs = self.space.costs(missing)
         i = 0
-        for arch, key, s, timing, c in zip(probes, keys, stored, timings, compiled):
-            if not s:
-                store.append(_row(space, self.device, arch, timing, drift, c, costs, i))
+        for arch, m, timing, c in zip(self.probe_archs, self.missing_probes, timings, self.probes.compiled):
+            if m:
+                self.store.append(_row(self.space, self.device, arch, timing, drift, c, costs, i))
                 i += 1
-        reference = np.where(stored, reference, values / drift)
-        probe_set = ProbeSet(keys, compiled, reference)
-        if any(stored):
-            probe_set.record(values, f"session {self.sessions}")
-        return probe_set
+        self.probes.reference = np.where(stored, self.probes.reference, values / drift)
+        if stored.any():
+            self.probes.record(values, f"session {self.sessions}")
+        self.missing_probes = [False] * len(self.probe_archs)
+        return drift
 
-    def measure(self, archs: list, desc: str = "measuring") -> int:
-        """Measure every architecture of ``archs`` not yet in the store; returns how many were measured now."""
+    def measure(self, archs: list, desc: str = "measuring") -> None:
+        """Measure every architecture of ``archs`` not yet in the store."""
         space, store, device = self.space, self.store, self.device
-        todo = [a for a in archs if space.to_string(a) not in store]
-        if not todo:
-            return 0
-        bar = tqdm(total=len(todo), desc=desc, unit="arch", dynamic_ncols=True)
-        for start in range(0, len(todo), device.interleave):
-            chunk = todo[start:start + device.interleave]
+        todo = [a for a in archs if space.to_string(a) not in store and space.to_string(a) not in self.probes.keys]
+        chunks = [todo[i:i + device.interleave] for i in range(0, len(todo), device.interleave)]
+        if not chunks and any(self.missing_probes):
+            chunks = [[]]
+        bar = tqdm(total=len(todo) + sum(self.missing_probes), desc=desc, unit="arch", dynamic_ncols=True)
+        for chunk in chunks:
             compiled = [device.compile(space, a) for a in chunk]
-            timings = self._time(self.probes.compiled + compiled)
-            probe_values = [t.median_ms for t in timings[:len(self.probes)]]
-            drift = self.probes.drift(probe_values)
-            if len(self.probes):
-                self.probes.record(probe_values, f"session {self.sessions}")
-            costs = space.costs(chunk)
-            for i, (arch, timing, c) in enumerate(zip(chunk, timings[len(self.probes):], compiled)):
+            new_probes = sum(self.missing_probes)
+            timings, drift = self._session(compiled)
+            costs = space.costs(chunk) if chunk else {}
+            for i, (arch, timing, c) in enumerate(zip(chunk, timings, compiled)):
                 store.append(_row(space, device, arch, timing, drift, c, costs, i))
-            bar.update(len(chunk))
+            self.filler = compiled
+            bar.update(len(chunk) + new_probes)
         bar.close()
-        return len(todo)
 
-    def remeasure_probes(self, rounds: int) -> None:
-        """``rounds`` more sessions of the probes alone (their spread is the noise floor)."""
-        for _ in tqdm(range(rounds if len(self.probes) else 0), desc="noise floor", unit="session", dynamic_ncols=True):
-            self.probes.record([t.median_ms for t in self._time(self.probes.compiled)], f"session {self.sessions}")
+    def remeasure_probes(self, rounds: int, archs: list) -> None:
+        """``rounds`` more sessions of the probes (their spread is the noise floor), in the company of the
+        last chunk measured, else of up to ``interleave`` of the other requested networks."""
+        if not len(self.probes) or not rounds:
+            return
+        if not self.filler:
+            others = [a for a in archs if self.space.to_string(a) not in self.probes.keys][:self.device.interleave]
+            self.filler = [self.device.compile(self.space, a) for a in others]
+        for _ in tqdm(range(rounds), desc="noise floor", unit="session", dynamic_ncols=True):
+            self._session(self.filler)
 
     def write_noise(self, out: Path) -> tuple[float, float]:
         """The probes' re-measurements into ``out``; ``(noise floor, uncorrected)``."""
@@ -194,7 +206,7 @@ def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: Measureme
         noise, raw_noise = read_noise(noise_file)
         print(f"nothing new to measure; noise floor kept from {noise_file}")
     else:
-        session.remeasure_probes(rounds)
+        session.remeasure_probes(rounds, archs)
         noise, raw_noise = session.write_noise(noise_file)
     correction = "drift-corrected by" if session.probes.corrects else "not drift-corrected (fewer than 3 probes);"
     print(f"{space.name} on {device.name}: {measured} measured now, {len(store) - before} rows added, "

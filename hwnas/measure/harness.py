@@ -76,14 +76,18 @@ def check_protocol(warmup: int, repeats: int, number: int) -> None:
 
 
 def time_interleaved(runs: Sequence[Callable[[], object]], warmup: int = 5, repeats: int = 20, number: int = 1,
-                     seed: int = 0) -> list[np.ndarray]:
+                     seed: int = 0, settle: int = 1) -> list[np.ndarray]:
     """Per-run times (ms) of each of ``runs``: ``repeats`` rounds, each timing one block of ``number`` calls
-    of every run, in a fresh random order per round.
+    of every run, in a fresh random order per round, after ``settle`` untimed calls of that run.
 
     Interleaving is what makes latencies of a shared machine comparable: a load that comes and goes
     (another process, a frequency change) slows every network of the round alike instead of the few
     timed while it lasted, and the random order keeps cache warmth from favouring any one network.
-    Each run gets ``warmup`` untimed calls first; the garbage collector is off while timing.
+    The settling calls bring the network's weights back into the caches the other networks of the
+    round evicted them from: without them, a block's time depends on how many other networks share the
+    round (a network timed among 30 measured 20-50 % slower than timed among 10, both on ONNX Runtime),
+    and a deployment that runs one network over and over sees the warm times. Each run gets
+    ``warmup`` untimed calls first; the garbage collector is off while timing.
     """
     check_protocol(warmup, repeats, number)
     runs = list(runs)
@@ -101,6 +105,8 @@ def time_interleaved(runs: Sequence[Callable[[], object]], warmup: int = 5, repe
             rng.shuffle(order)
             for i in order:
                 run = runs[i]
+                for _ in range(settle):
+                    run()
                 t0 = clock()
                 for _ in range(int(number)):
                     run()

@@ -47,6 +47,7 @@ def local_device(device) -> dict[str, Any]:
     return {"device.kind": device.kind, "device.hardware": fp["hardware"], "device.runtime": fp["runtime"], **runtime,
             "device.threads": fp["threads"], "device.batch_size": fp["batch_size"], "device.warmup": device.warmup,
             "device.repeats": device.repeats, "device.number": device.number, "device.interleave": device.interleave,
+            "device.settle": device.settle,
             "torch": fp["torch"], "device.name": fp["device"]}
 
 
