@@ -38,6 +38,13 @@ def test_pipeline_runs_every_stage_and_a_rerun_reuses_them(tmp_path, run_cli):
     assert "measured ms" in out and "Pareto front" in out
     with open(run / "stages" / "2_eval_subnets" / "accuracy.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 10
+    # measured through ONNX Runtime (the main job's device), the picks verified beside the dataset's probes
+    with open(run / "stages" / "3_measure" / "latency.csv") as fh:
+        assert {r["runtime"] for r in csv.DictReader(fh)} == {"onnxruntime"}
+    import yaml
+
+    search = yaml.safe_load((run / "stages" / "7_search" / "config.yaml").read_text())
+    assert search["device"]["reference"] == str(run / "stages" / "3_measure" / "noise_floor.csv")
 
     code, out, err = run_cli(*TINY, f"hydra.run.dir={run}")
     assert code == 0, err[-3000:]

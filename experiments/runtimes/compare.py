@@ -18,14 +18,15 @@ def main(folder: str, devices: list[str]) -> None:
     flops = tables[devices[0]].loc[archs, "flops"]
     base = devices[0]
     print(f"## {len(archs)} subnets measured on every runtime\n")
-    print("| runtime | median ms | median ratio to " + base + " | Spearman with " + base +
+    print("| runtime | median ms | ratio to " + base + ": median (5-95 %) | Spearman with " + base +
           " | Spearman with FLOPs | median p99/p50 | model MB |")
     print("|---|---|---|---|---|---|---|")
     for d, t in tables.items():
-        ratio = (lat[d] / lat[base]).median()
+        ratios = lat[d] / lat[base]
+        lo, hi = ratios.quantile([0.05, 0.95])
         mb = pd.to_numeric(t.loc[archs, "model_bytes"], errors="coerce").median() / 1e6
         tail = (t.loc[archs, "p99_ms"] / t.loc[archs, "latency_ms"]).median()
-        print(f"| {d} | {lat[d].median():.4g} | {ratio:.3g} | {spearmanr(lat[d], lat[base])[0]:.3f} | "
+        print(f"| {d} | {lat[d].median():.4g} | {ratios.median():.3g} ({lo:.3g}-{hi:.3g}) | {spearmanr(lat[d], lat[base])[0]:.3f} | "
               f"{spearmanr(lat[d], flops)[0]:.3f} | {tail:.2f} | {'' if np.isnan(mb) else f'{mb:.2f}'} |")
     print("\n## Rank agreement between runtimes (Spearman of the subnets' latencies)\n")
     print("| | " + " | ".join(devices) + " |")
