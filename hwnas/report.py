@@ -152,7 +152,7 @@ def to_csv_rows(rows, metrics, table, published: "Published | None" = None):
 def inject(readme: str | Path, section: str, markdown: str) -> Path:
     """Replace the block between ``<!-- report:<section> -->`` and ``<!-- /report:<section> -->`` in
     ``readme`` with ``markdown`` (a study's README keeps its prose; its tables are regenerated)."""
-    from hwnas.errors import DataError, choices_text
+    from hwnas.errors import DataError
     from hwnas.io import atomic_write_text
 
     path = Path(readme)

@@ -17,7 +17,7 @@ python3 -m venv "$work/venv"
 busy=""
 if [ "${BUSY_CORE:-0}" = 1 ]; then
   python3 -c "while True: pass" & busy=$!
-  trap 'kill $busy 2>/dev/null; rm -rf "$work"' EXIT
+  trap 'kill $busy 2>/dev/null || true; rm -rf "$work"' EXIT
 fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date +%s)
@@ -26,7 +26,7 @@ rc=0
   > "$work/out.log" 2>&1 || rc=$?
 wall=$(( $(date +%s) - start ))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-[ -n "$busy" ] && kill "$busy"
+[ -n "$busy" ] && kill "$busy" || true
 
 {
   echo "# Record: the main job on a fresh clone"

@@ -35,10 +35,15 @@ for i in "${!DEVICES[@]}"; do
     'estimator.hidden=[64]' estimator.epochs=1000 estimator.progress_bar=false logger=none \
     hydra.sweep.dir=$OUT/runs/eval_predictor_$d
 done
+# the predictor's default network (3 x 400, 300 epochs as the main job had it) beside the 64-unit one, on ONNX Runtime
+sweep job=evaluate $SPACE device=table device.path=$OUT/measurements/onnxruntime.csv device.name=onnxruntime seed=0,1,2 \
+  evaluate.train_samples=$FIT estimator=predictor estimator.fit_samples=$FIT estimator.epochs=300 estimator.progress_bar=false \
+  logger=none hydra.sweep.dir=$OUT/runs/eval_predictor400_onnxruntime
 dirs=$(for d in "${DEVICES[@]}"; do printf "$OUT/runs/eval_%s_$d," flops lut predictor; done | sed 's/,$//')
-report estimators "report.dirs=[$dirs]" "report.rows=[device.name,estimator]" \
+dirs="$dirs,$OUT/runs/eval_predictor400_onnxruntime"
+report estimators "report.dirs=[$dirs]" "report.rows=[device.name,estimator,estimator.hidden,estimator.epochs]" \
   "report.metrics=[rmse_pct,spearman,kendall,within_10pct,n_fit,n_test]" \
-  "report.title='Held-out accuracy per runtime (210 fit / 90 held out), mean ± std over 3 splits: FLOPs (linear fit), calibrated lookup table, MLP predictor (64 hidden)'"
+  "report.title='Held-out accuracy per runtime (210 fit / 90 held out), mean ± std over 3 splits: FLOPs (linear fit), calibrated lookup table, MLP predictor (3 x 400 where estimator.hidden is empty)'"
 python $OUT/compare.py $OUT/measurements "${DEVICES[@]}" > $OUT/compare.md
 python -c "import sys; from hwnas.report import inject; inject(sys.argv[1], 'compare', open(sys.argv[2]).read())" \
   $OUT/README.md $OUT/compare.md

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hwnas.errors import ConfigError, DataError, choices_text
+from hwnas.errors import ConfigError, choices_text
 from hwnas.estimators.base import LatencyEstimator
 from hwnas.estimators.linear import LinearFit, resolution_of
 
