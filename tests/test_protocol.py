@@ -104,3 +104,19 @@ def test_a_reference_that_is_not_a_noise_file_is_one_line(tmp_path):
     (tmp_path / "lat.csv").write_text("arch,latency_ms\nx,1\n")
     with pytest.raises(DataError, match="is not a noise_floor.csv of job=measure"):
         LocalDevice(reference=str(tmp_path / "lat.csv")).probes(get_space("nb201"))
+
+
+@pytest.mark.parametrize("device", ["onnxruntime", "openvino"])
+def test_job_measure_through_a_runtime_resumes_and_reports_a_noise_floor(run_cli, tmp_path, device):
+    out = tmp_path / "lat.csv"
+    args = ["job=measure", f"device={device}", "search_space.resolutions=[16]", "search_space.width_mult=0.25",
+            "search_space.num_classes=10", "measure.noise_subset=3", "measure.noise_rounds=1", "device.warmup=1",
+            "device.repeats=10", "device.interleave=3", f"measure.output={out}", "logger=none"]
+    code, _, err = run_cli(*args, "measure.n=5", f"hydra.run.dir={tmp_path / 'a'}")
+    assert code == 0, err[-2000:]
+    code, _, err = run_cli(*args, "measure.n=8", f"hydra.run.dir={tmp_path / 'b'}")
+    assert code == 0, err[-2000:]
+    m = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert m["n_measured_now"] == 3 and m["rows_total"] == 8 and m["noise_floor_cv_median"] >= 0
+    rows = pd.read_csv(out)
+    assert rows["runtime"].eq(device).all() and rows["arch"].is_unique and (rows["model_bytes"] > 0).all()
