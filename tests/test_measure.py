@@ -14,7 +14,7 @@ import torch
 
 from hwnas.devices import LocalDevice
 from hwnas.errors import ConfigError, DataError
-from hwnas.measure import MeasurementStore, measure_latency
+from hwnas.measure import MeasurementStore, time_interleaved
 from hwnas.spaces import get_space
 
 FAST = ["device.warmup=0", "device.repeats=2", "measure.noise_subset=2", "measure.noise_rounds=1", "logger=none"]
@@ -22,10 +22,10 @@ FAST = ["device.warmup=0", "device.repeats=2", "measure.noise_subset=2", "measur
 
 def test_measure_latency_statistics():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU())
-    t = measure_latency(model, torch.zeros(1, 3, 32, 32), warmup=1, repeats=5, threads=1)
+    t = LocalDevice(warmup=1, repeats=5, threads=1).measure_module(model, torch.zeros(1, 3, 32, 32))
     assert t.repeats == 5 and 0 < t.min_ms <= t.median_ms and t.std_ms >= 0 and t.iqr_ms >= 0
     with pytest.raises(ConfigError, match="repeats = 0"):
-        measure_latency(model, torch.zeros(1, 3, 8, 8), repeats=0)
+        time_interleaved([lambda: model(torch.zeros(1, 3, 8, 8))], repeats=0)
 
 
 def test_bigger_network_is_slower():

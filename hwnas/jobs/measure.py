@@ -28,6 +28,7 @@ from hwnas.devices.runtimes import Compiled
 from hwnas.measure import MeasurementStore, provenance
 from hwnas.measure.harness import Timing
 from hwnas.measure.probes import ProbeSet
+from hwnas.measure.probes import drift as session_drift
 from hwnas.options import count, seed
 
 COLUMNS = ["arch", "latency_ms", "p90_ms", "p99_ms", "std_ms", "iqr_ms", "min_ms", "raw_ms", "drift", "repeats",
@@ -55,14 +56,14 @@ def requested_archs(cfg, space) -> list:
 
 def noise_options(cfg, n_archs: int) -> tuple[int, int]:
     """``(noise_subset, noise_rounds)``: how many of the requested architectures are probes (timed in every
-    session, :mod:`hwnas.measure.probes`), and how many extra sessions of the probes alone end the run."""
+    session, :mod:`hwnas.measure.probes`), and how many extra sessions of the probes (beside the last chunk) end the run."""
     m = cfg.measure
     k = count(m.get("noise_subset"), "measure.noise_subset", 0, n_archs, allow_none=True,
               why=f"probe architectures re-measured in every session (drift correction from 3, noise floor), at most "
                   f"the {n_archs} requested; 0: neither; null: {DEFAULT_NOISE_SUBSET} or all requested")
     k = min(DEFAULT_NOISE_SUBSET, n_archs) if k is None else k
     rounds = count(m.get("noise_rounds", 0), "measure.noise_rounds", 1 if k else 0,
-                   why="extra sessions of the probes alone at the end; a spread needs >= 1 beside the stored one")
+                   why="extra sessions of the probes at the end; a spread needs >= 1 beside the stored one")
     return k, rounds
 
 
@@ -114,7 +115,7 @@ class Session:
         """The first session of a probe set: missing probes are stored (corrected by the stored ones when
         there are enough of them) and become the reference."""
         stored = ~np.array(self.missing_probes)
-        drift = ProbeSet(["?"] * int(stored.sum()), [], self.probes.reference[stored]).drift(values[stored])
+        drift = session_drift(values[stored], self.probes.reference[stored])
         missing = [a for a, m in zip(self.probe_archs, self.missing_probes) if m]
         costs = self.space.costs(missing)
         i = 0
@@ -198,7 +199,7 @@ def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: Measureme
     rows = [r for r in store.rows if r["arch"] in keys]
     lat = np.array([float(r["latency_ms"]) for r in rows])
     within = np.array([float(r["std_ms"]) / float(r["latency_ms"]) for r in rows])
-    tail = np.array([float(r["p99_ms"]) / float(r["latency_ms"]) for r in rows if r.get("p99_ms")])
+    tail = np.array([float(r["p99_ms"]) / float(r["latency_ms"]) for r in rows])
     noise_file = ctx.path("noise_floor.csv")
     if measured == 0 and noise_file.exists():
         # nothing new measured: the noise floor of the session that measured the data stands (re-measuring
@@ -211,13 +212,13 @@ def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: Measureme
     correction = "drift-corrected by" if session.probes.corrects else "not drift-corrected (fewer than 3 probes);"
     print(f"{space.name} on {device.name}: {measured} measured now, {len(store) - before} rows added, "
           f"{len(store)} rows in {output}; median latency {np.median(lat):.3f} ms, p99/p50 "
-          f"{np.median(tail) if len(tail) else float('nan'):.2f}; noise floor {noise:.2%} "
+          f"{np.median(tail):.2f}; noise floor {noise:.2%} "
           f"(re-measurement CV of {len(session.probes)} probes, {correction} {raw_noise:.2%} raw)")
     ctx.tracker.log_table("measurements", ["arch", "latency_ms"], [[r["arch"], float(r["latency_ms"])] for r in rows[:1000]])
     return {
         "n_requested": len(archs), "n_measured_now": measured, "rows_added": len(store) - before, "rows_total": len(store),
         "latency_ms_median": float(np.median(lat)), "latency_ms_min": float(lat.min()), "latency_ms_max": float(lat.max()),
-        "p99_over_p50_median": float(np.median(tail)) if len(tail) else float("nan"),
+        "p99_over_p50_median": float(np.median(tail)),
         "within_run_cv_median": float(np.median(within)), "noise_floor_cv_median": noise,
         "noise_floor_raw_cv_median": raw_noise, "probes": len(session.probes), "sessions": session.sessions,
         "measure_seconds": seconds, "seconds_per_arch": seconds / measured if measured else 0.0,

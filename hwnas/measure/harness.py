@@ -14,8 +14,6 @@ from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
-from torch import nn
 
 from hwnas.errors import ConfigError
 
@@ -115,26 +113,3 @@ def time_interleaved(runs: Sequence[Callable[[], object]], warmup: int = 5, repe
         if gc_was_enabled:
             gc.enable()
     return list(samples)
-
-
-def measure_latency(model: nn.Module, inputs: torch.Tensor, warmup: int = 5, repeats: int = 20, number: int = 1,
-                    threads: int = 1) -> Timing:
-    """Latency statistics (ms) of eager ``model(inputs)`` in eval mode with ``threads`` intra-op threads."""
-    if int(threads) < 1:
-        raise ConfigError(f"measurement threads = {threads} must be >= 1")
-    model.eval()
-    sync = torch.cuda.synchronize if inputs.is_cuda else None
-
-    def run():
-        model(inputs)
-        if sync is not None:
-            sync()
-
-    prev = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        with torch.inference_mode():
-            (samples,) = time_interleaved([run], warmup, repeats, number)
-    finally:
-        torch.set_num_threads(prev)
-    return Timing.from_samples(samples, number)

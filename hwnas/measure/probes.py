@@ -24,6 +24,15 @@ import numpy as np
 MIN_PROBES = 3
 
 
+def drift(values: Sequence[float], reference: Sequence[float]) -> float:
+    """A session's slow-down: the median over probes of ``values / reference`` (1.0 with fewer than
+    :data:`MIN_PROBES` probes: nothing to correct by)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    if len(reference) < MIN_PROBES:
+        return 1.0
+    return float(np.median(np.asarray(values, dtype=np.float64) / reference))
+
+
 @dataclass
 class ProbeSet:
     """Probe networks (``keys``, ``compiled`` runs) and their reference latencies in ms."""
@@ -49,9 +58,7 @@ class ProbeSet:
 
     def drift(self, values: Sequence[float]) -> float:
         """This session's slow-down relative to the reference (1.0: no correction possible or needed)."""
-        if not self.corrects:
-            return 1.0
-        return float(np.median(np.asarray(values, dtype=np.float64) / self.reference))
+        return drift(values, self.reference)
 
     def record(self, values: Sequence[float], session: str) -> None:
         """Log one session's probe latencies, each with the drift estimated from the other probes."""
