@@ -13,7 +13,6 @@ TINY = ["logger=none", "search_space.resolutions=[16,20]", "data.batch_size=128"
         "{name:expand,epochs:1,lr:0.03,subnets:2,e:null,d:null,sort_channels:true}]",
         "pipeline.accuracy_samples=10", "pipeline.latency_samples=70", "pipeline.noise_subset=2",
         "device.warmup=1", "device.repeats=3", "search_strategy.generations=5", "search_strategy.population=20",
-        "pipeline.predictor_overrides=['estimator.epochs=5','estimator.progress_bar=false']",
         "pipeline.compare=[flops,lut_calibrated]"]
 
 STAGES = ["1_train_supernet", "2_eval_subnets", "3_measure", "4_build_lut", "5_train_predictor",
@@ -30,6 +29,7 @@ def test_pipeline_runs_every_stage_and_a_rerun_reuses_them(tmp_path, run_cli):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train_supernet/n_params"] > 0 if "train_supernet/n_params" in metrics else True
     assert metrics["measure/rows_total"] == 70 and metrics["search/n_budgets"] == 3
+    assert metrics["train_predictor/ridge_alpha"] > 0  # the default latency predictor: ridge, closed form
     # latency_margin=auto: the predictor's error on the 11 measured subnets held out of its training
     assert metrics["search/margin_n"] == 11 and 0 <= metrics["search/latency_margin"] < 0.9
     with open(run / "summary.csv") as fh:

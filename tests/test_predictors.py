@@ -157,3 +157,53 @@ def test_interrupted_training_resumes(tmp_path, data_dir):
     done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((run_dir / "metrics.json").read_text())["test/spearman"] > 0.5
+
+
+# ----------------------------------------------------------------------------- model=ridge
+def test_ridge_recovers_an_additive_latency_model():
+    # log latency = what each layer's choice adds (drawn per one-hot entry) + 1 % noise: the model class ridge
+    # regression assumes; 200 samples of the 128-d OFA encoding recover it, shuffled latencies do not
+    space = get_space("ofa_mbv3")
+    archs = space.sample(400, seed=0)
+    x = space.encode(archs).double().numpy()
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.0, 0.05, x.shape[1])
+    lat = np.exp(x @ w + np.log(2.0) + rng.normal(0, 0.01, len(archs)))
+    est = PredictorEstimator(model="ridge", seed=0).fit(space, archs[:200], lat[:200])
+    pred = est.predict(space, archs[200:])
+    m = evaluate_predictions(pred, lat[200:])
+    assert m["spearman"] > 0.97 and m["within_10pct"] == 1.0 and np.abs(pred / lat[200:] - 1).max() < 0.05, m
+    assert est.ridge_alpha in (0.001, 0.01, 0.1, 1.0) and est.label == "predictor (ridge)"
+    shuffled = PredictorEstimator(model="ridge", seed=0).fit(space, archs[:200], rng.permutation(lat[:200]))
+    assert evaluate_predictions(shuffled.predict(space, archs[200:]), lat[200:])["spearman"] < 0.3
+
+
+def test_ridge_options_are_checked(nb201_pixel3):
+    space, archs, lat = nb201_pixel3
+    with pytest.raises(ConfigError, match=r"estimator.alpha = 0 is not allowed; allowed: a penalty > 0"):
+        PredictorEstimator(model="ridge", alpha=0)
+    with pytest.raises(ConfigError, match=r"estimator.model = 'svm' is not allowed; allowed: mlp, ridge, gcn"):
+        PredictorEstimator(model="svm")
+    with pytest.raises(ConfigError, match=r"estimator.encoding = 'graph' is not allowed with it"):
+        PredictorEstimator(model="ridge", encoding="graph").fit(space, archs[:10], lat[:10])
+
+
+def test_train_predictor_job_with_ridge_saves_a_checkpoint_predict_reads(compose_cfg, tmp_path, data_dir):
+    # FBNet's latency on a Raspberry Pi 4 is close to a sum over its layers: ridge on the one-hot encoding
+    # ranks held-out architectures at Spearman 0.99 (fixture and full table), ahead of FLOPs fitted alike
+    cfg = compose_cfg("job=train_predictor", "search_space=fbnet", "device=help", "device.column=raspi4",
+                      f"paths.data_dir={data_dir}", "train.samples=200", "estimator=ridge", "logger=csv")
+    m = run_job(cfg, run_dir=tmp_path / "train")
+    space = get_space("fbnet")
+    held = np.genfromtxt(tmp_path / "train" / "predictions.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    flops = spearmanr(space.costs(space.from_strings(list(held["arch"])))["flops"], held["latency_ms"]).statistic
+    assert m["test/spearman"] > 0.95 and m["test/spearman"] > flops, (m, flops)
+    assert m["ridge_alpha"] > 0 and not (tmp_path / "train" / "checkpoints").exists()  # closed form: no epochs
+    out = tmp_path / "pred.csv"
+    run_job(compose_cfg("job=predict", "search_space=fbnet", "estimator=predictor",
+                        f"estimator.checkpoint={tmp_path / 'train' / 'predictor.pt'}",
+                        f"predict.input={tmp_path / 'train' / 'predictions.csv'}", f"predict.output={out}",
+                        "logger=none"), run_dir=tmp_path / "p")
+    b = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding=None)
+    assert np.allclose(held["predicted_ms"], b["latency_ms"], rtol=1e-4)
+    assert PredictorEstimator(checkpoint=str(tmp_path / "train" / "predictor.pt")).label == "predictor (ridge)"

@@ -34,16 +34,33 @@ for i in "${!DEVICES[@]}"; do
   sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=$FIT estimator=predictor estimator.fit_samples=$FIT \
     'estimator.hidden=[64]' estimator.epochs=1000 estimator.progress_bar=false logger=none \
     hydra.sweep.dir=$OUT/runs/eval_predictor_$d
+  sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=$FIT estimator=ridge estimator.fit_samples=$FIT \
+    logger=none hydra.sweep.dir=$OUT/runs/eval_ridge_$d
 done
+# the main job's size: 140 fitted subnets (70 % of its 200), on ONNX Runtime, every estimator on the same splits
+TABLE="device=table device.path=$OUT/measurements/onnxruntime.csv device.name=onnxruntime"
+sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=140 estimator=flops estimator.fit_samples=140 \
+  logger=none hydra.sweep.dir=$OUT/runs/fit140_flops
+sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=140 estimator=lut estimator.path=$OUT/luts/onnxruntime.yaml \
+  estimator.statistic=median estimator.calibrate=per_resolution estimator.fit_samples=140 logger=none \
+  hydra.sweep.dir=$OUT/runs/fit140_lut
+sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=140 estimator=predictor estimator.fit_samples=140 \
+  'estimator.hidden=[64]' estimator.epochs=1000 estimator.progress_bar=false logger=none \
+  hydra.sweep.dir=$OUT/runs/fit140_predictor
+sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=140 estimator=ridge estimator.fit_samples=140 \
+  logger=none hydra.sweep.dir=$OUT/runs/fit140_ridge
 # the predictor's default network (3 x 400, 300 epochs as the main job had it) beside the 64-unit one, on ONNX Runtime
 sweep job=evaluate $SPACE device=table device.path=$OUT/measurements/onnxruntime.csv device.name=onnxruntime seed=0,1,2 \
   evaluate.train_samples=$FIT estimator=predictor estimator.fit_samples=$FIT estimator.epochs=300 estimator.progress_bar=false \
   logger=none hydra.sweep.dir=$OUT/runs/eval_predictor400_onnxruntime
-dirs=$(for d in "${DEVICES[@]}"; do printf "$OUT/runs/eval_%s_$d," flops lut predictor; done | sed 's/,$//')
+dirs=$(for d in "${DEVICES[@]}"; do printf "$OUT/runs/eval_%s_$d," flops lut predictor ridge; done | sed 's/,$//')
 dirs="$dirs,$OUT/runs/eval_predictor400_onnxruntime"
 report estimators "report.dirs=[$dirs]" "report.rows=[device.name,estimator,estimator.hidden,estimator.epochs]" \
   "report.metrics=[rmse_pct,spearman,kendall,within_10pct,n_fit,n_test]" \
-  "report.title='Held-out accuracy per runtime (210 fit / 90 held out), mean ± std over 3 splits: FLOPs (linear fit), calibrated lookup table, MLP predictor (3 x 400 where estimator.hidden is empty)'"
+  "report.title='Held-out accuracy per runtime (210 fit / 90 held out), mean ± std over 3 splits: FLOPs (linear fit), calibrated lookup table, MLP predictor (3 x 400 where estimator.hidden is empty), ridge regression on the one-hot encoding'"
+report fit140 "report.dirs=[$(printf "$OUT/runs/fit140_%s," flops lut predictor ridge | sed 's/,$//')]" \
+  "report.rows=[estimator,estimator.hidden]" "report.metrics=[rmse_pct,spearman,kendall,within_10pct,n_fit,n_test]" \
+  "report.title='ONNX Runtime, 140 fit / 160 held out (the main job fits 140), mean ± std over 3 splits'"
 python $OUT/compare.py $OUT/measurements "${DEVICES[@]}" > $OUT/compare.md
 python -c "import sys; from hwnas.report import inject; inject(sys.argv[1], 'compare', open(sys.argv[2]).read())" \
   $OUT/README.md $OUT/compare.md

@@ -45,6 +45,11 @@ class LatencyEstimator(ABC):
         """What a fit determines, for messages (e.g. "fits 2 coefficients")."""
         return "learns from latency samples"
 
+    @property
+    def label(self) -> str:
+        """The estimator as messages name it (a learned one adds its model, e.g. "predictor (ridge)")."""
+        return self.name
+
     def fit(self, space, archs: Sequence, latency_ms: np.ndarray) -> "LatencyEstimator":
         self.fitted = True
         return self

@@ -69,7 +69,7 @@ def run(cfg, ctx) -> dict[str, float]:
         rows = [[space.to_string(a), f"{t:.6g}", f"{p:.6g}"] for a, t, p in zip(test, truth[test_idx], pred)]
         write_csv(ctx.path("predictions.csv"), ["arch", "latency_ms", "predicted_ms"], rows)
         ctx.tracker.log_table("predictions", ["arch", "latency_ms", "predicted_ms"], rows[:2000])
-    print(f"estimator={estimator.name} on {device.name} ({space.name}): {len(test)} held-out archs, "
+    print(f"estimator={estimator.label} on {device.name} ({space.name}): {len(test)} held-out archs, "
           f"RMSE {metrics['rmse_ms']:.4g} ms ({metrics['rmse_pct']:.1f} %), Spearman {metrics['spearman']:.3f}, "
           f"Kendall {metrics['kendall']:.3f}, within 10 % {metrics['within_10pct']:.1%}")
     return {**metrics, "n_fit": len(fit_idx), "n_test": len(test), "predict_seconds": seconds,

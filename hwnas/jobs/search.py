@@ -89,7 +89,7 @@ def run(cfg, ctx) -> dict[str, float]:
     source.prepare(space, ctx.run_dir)
     if s.latency_source == "estimator":
         estimator = fit_from_config(instantiate(cfg.estimator), space, device)
-        latency, latency_label = latency_metric(estimator, space), f"estimator={estimator.name}"
+        latency, latency_label = latency_metric(estimator, space), f"estimator={estimator.label}"
     else:
         estimator = None
         latency, latency_label = device_latency_metric(device, space), f"device={device.name}"
@@ -102,7 +102,7 @@ def run(cfg, ctx) -> dict[str, float]:
         archs, true_ms = held_out(estimator, space, device, s.get("margin_data"), samples, int(cfg.get("seed", 0)))
         measured = measure_margin(estimator, space, archs, true_ms, quantile)
         margin, extra_metrics = measured.margin, measured.metrics()
-        print(f"latency margin {margin:.1%}: the {measured.quantile:.0%} quantile of estimator={estimator.name}'s "
+        print(f"latency margin {margin:.1%}: the {measured.quantile:.0%} quantile of estimator={estimator.label}'s "
               f"underestimate on {len(archs)} held-out measured architectures (median |error| "
               f"{extra_metrics['margin_median_abs_error_pct']:.1f} %)")
 

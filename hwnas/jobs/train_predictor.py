@@ -62,6 +62,8 @@ def run(cfg, ctx) -> dict[str, float]:
     estimator.save(output)
     metrics = {"n_train": len(tr), "n_val": len(va), "n_test": len(te), "train_seconds": estimator.train_seconds,
                "epochs": estimator.epochs}
+    if estimator.ridge_alpha is not None:
+        metrics["ridge_alpha"] = estimator.ridge_alpha
     for name, idx in (("val", va), ("test", te)):
         if len(idx):
             pred = estimator.predict(space, pick(idx))

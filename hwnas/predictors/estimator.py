@@ -16,7 +16,11 @@ from hwnas.checkpoints import check_same_config, checkpointing, plugins
 from hwnas.errors import ConfigError, DataError
 from hwnas.estimators.base import LatencyEstimator
 from hwnas.predictors.data import LatencyDataModule, TargetTransform, featurize
+from hwnas.predictors.models import MODELS
 from hwnas.predictors.module import LatencyPredictor, load_predictor, save_predictor
+
+#: the L2 penalties ``estimator.model=ridge`` chooses from by leave-one-out error when ``estimator.alpha`` is null
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
 
 DEFAULT_TRAINER = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1}
 
@@ -41,6 +45,29 @@ def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=Fal
     return instantiate(cfg)
 
 
+def solve_ridge(module: LatencyPredictor, x: torch.Tensor, y: torch.Tensor, alpha: float | None = None) -> float:
+    """Fit the single linear layer of a ``model=ridge`` predictor to the (transformed) targets in closed form.
+
+    Ridge regression (scikit-learn) on the encoding: with one-hot layer choices it learns what each
+    choice of each layer adds to the (log) latency, an additive model like a lookup table but fitted
+    to whole-network measurements, so per-network overheads are part of it. ``alpha`` null: the
+    penalty of :data:`RIDGE_ALPHAS` with the least leave-one-out error (``RidgeCV``'s efficient LOO).
+    Returns the penalty used.
+    """
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    xs = x.double().numpy()
+    z = module.transform.forward(y.double()).numpy()
+    reg = RidgeCV(alphas=RIDGE_ALPHAS) if alpha is None else Ridge(alpha=alpha)
+    reg.fit(xs, z)
+    linear = module.net.net[-1]
+    with torch.no_grad():
+        linear.weight.copy_(torch.as_tensor(np.asarray(reg.coef_).reshape(1, -1), dtype=linear.weight.dtype))
+        linear.bias.fill_(float(reg.intercept_))
+    module.eval()
+    return float(reg.alpha_) if alpha is None else float(alpha)
+
+
 class PredictorEstimator(LatencyEstimator):
     """``estimator=predictor``: load ``checkpoint`` or learn from samples (``fit``)."""
 
@@ -51,9 +78,16 @@ class PredictorEstimator(LatencyEstimator):
                  target_transform: str = "log", loss: str = "mse", rank_weight: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 0.0, epochs: int = 200, batch_size: int = 256, trainer=None, seed: int = 0,
                  progress_bar: bool | None = None, predict_batch_size: int = 65536, precision: str = "32",
-                 **fit_options):
+                 alpha: float | None = None, **fit_options):
         self.needs_fit = checkpoint is None
         super().__init__(**fit_options)
+        if model not in MODELS:
+            raise ConfigError(f"estimator.model = {model!r} is not allowed; allowed: {', '.join(MODELS)}")
+        if alpha is not None and not float(alpha) > 0:
+            raise ConfigError(f"estimator.alpha = {alpha!r} is not allowed; allowed: a penalty > 0, or null (chosen "
+                              f"by leave-one-out error among {RIDGE_ALPHAS[0]:g}..{RIDGE_ALPHAS[-1]:g})")
+        self.alpha = None if alpha is None else float(alpha)
+        self.ridge_alpha: float | None = None  # the penalty a ridge fit used
         self.options = dict(model=model, hidden=list(hidden), gcn_hidden=gcn_hidden, gcn_layers=gcn_layers,
                             dropout=dropout, encoding=encoding, target_transform=target_transform, loss=loss,
                             rank_weight=rank_weight, lr=lr, weight_decay=weight_decay)
@@ -72,14 +106,20 @@ class PredictorEstimator(LatencyEstimator):
         self.checkpoint = checkpoint
         self.train_seconds = 0.0
 
+    @property
+    def label(self) -> str:
+        model = self.module.hparams.model if self.module is not None else self.options["model"]
+        return f"{self.name} ({model})"
+
     # ------------------------------------------------------------------ training
     def new_module(self, space, features: dict, y: torch.Tensor, device_dim: int = 0, num_devices: int = 0,
                    embedding_dim: int = 0) -> LatencyPredictor:
         o = self.options
         transform = TargetTransform(o["target_transform"]).fit(y)
         extra = dict(device_dim=device_dim, num_devices=num_devices, embedding_dim=embedding_dim)
-        if o["model"] == "mlp":
-            kwargs = dict(input_dim=features["x"].shape[1], hidden=o["hidden"], dropout=o["dropout"], **extra)
+        if o["model"] in ("mlp", "ridge"):
+            hidden = o["hidden"] if o["model"] == "mlp" else []
+            kwargs = dict(input_dim=features["x"].shape[1], hidden=hidden, dropout=o["dropout"], **extra)
             dim = features["x"].shape[1]
         else:
             kwargs = dict(node_features=features["ops"].shape[2], hidden=o["gcn_hidden"], layers=o["gcn_layers"],
@@ -93,6 +133,9 @@ class PredictorEstimator(LatencyEstimator):
     def featurize(self, space, archs) -> dict:
         if self.options["model"] == "gcn" and self.options["encoding"] != "graph":
             raise ConfigError("estimator.model=gcn needs estimator.encoding=graph")
+        if self.options["model"] == "ridge" and self.options["encoding"] != "onehot":
+            raise ConfigError(f"estimator.model=ridge regresses on the one-hot encoding; estimator.encoding = "
+                              f"{self.options['encoding']!r} is not allowed with it (allowed: onehot)")
         return featurize(space, archs, self.options["encoding"])
 
     def fit(self, space, archs, latency_ms, val_archs=None, val_latency_ms=None, work_dir: str | Path | None = None,
@@ -103,6 +146,11 @@ class PredictorEstimator(LatencyEstimator):
         if val_archs is not None and len(val_archs):
             val = {**self.featurize(space, val_archs), "y": torch.as_tensor(np.asarray(val_latency_ms), dtype=torch.float32)}
         self.module = self.new_module(space, train, train["y"])
+        if self.options["model"] == "ridge":  # closed form: nothing to train, checkpoint or resume
+            t0 = time.perf_counter()
+            self.ridge_alpha = solve_ridge(self.module, train["x"], train["y"], self.alpha)
+            self.train_seconds, self.fitted = time.perf_counter() - t0, True
+            return self
         self.train_module(LatencyDataModule(train, val, self.batch_size, self.seed), work_dir, logger)
         return self
 
@@ -127,7 +175,7 @@ class PredictorEstimator(LatencyEstimator):
     def resume_options(self) -> dict[str, str]:
         """The hyperparameters (of :class:`LatencyPredictor`) a checkpoint must share with this estimator to be
         resumed, and the option that sets each."""
-        net = ({"model_kwargs.hidden": "estimator.hidden"} if self.options["model"] == "mlp" else
+        net = ({"model_kwargs.hidden": "estimator.hidden"} if self.options["model"] in ("mlp", "ridge") else
                {"model_kwargs.hidden": "estimator.gcn_hidden", "model_kwargs.layers": "estimator.gcn_layers",
                 "model_kwargs.head": "estimator.hidden"})
         data = "training set"  # the latencies' mean and spread: another device, table, train.samples or train.split

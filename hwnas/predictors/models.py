@@ -1,4 +1,5 @@
-"""Predictor networks: OFA-style MLP on the one-hot encoding, and a GCN on the graph encoding.
+"""Predictor networks: OFA-style MLP on the one-hot encoding, ridge regression on it (the MLP without
+hidden layers, fitted in closed form), and a GCN on the graph encoding.
 
 Both accept an optional per-sample device feature vector (hardware descriptor, latencies of
 reference architectures) that is concatenated before the regression head, and an optional
@@ -81,11 +82,16 @@ class GCNPredictor(nn.Module):
         return self.head(self.device_inputs(h.mean(dim=1), batch)).squeeze(1)
 
 
+MODELS = ("mlp", "ridge", "gcn")
+
+
 def build_model(kind: str, **kwargs) -> nn.Module:
     from hwnas.errors import ConfigError
 
     if kind == "mlp":
         return MLPPredictor(**kwargs)
+    if kind == "ridge":  # one linear layer, solved in closed form (hwnas.predictors.estimator.solve_ridge)
+        return MLPPredictor(**{**kwargs, "hidden": ()})
     if kind == "gcn":
         return GCNPredictor(**kwargs)
-    raise ConfigError(f"predictor model {kind!r} is not allowed; allowed: mlp, gcn")
+    raise ConfigError(f"predictor model {kind!r} is not allowed; allowed: {', '.join(MODELS)}")
