@@ -33,6 +33,8 @@ COMPANIONS = {
     ("accuracy", "table"): ["accuracy.path={data}/nb201/accuracy_200ep.csv", "accuracy.column=cifar10"],
 }
 NEEDS_GPU = {("device", "local_cuda"), ("trainer", "gpu")}
+#: Options that need an optional extra's package (skipped where it is absent).
+NEEDS_PACKAGE = {("device", "litert"): "litert_torch"}
 #: Options that load a file the fixture data root does not hold.
 NEEDS_FULL_DATA = {("accuracy", "ofa_predictor"): "OFA's accuracy predictor ofa/acc_predictor.pth"}
 
@@ -41,6 +43,8 @@ NEEDS_FULL_DATA = {("accuracy", "ofa_predictor"): "OFA's accuracy predictor ofa/
 def test_option_composes_and_instantiates(compose_cfg, tmp_path, data_dir, group, option):
     if (group, option) in NEEDS_GPU and not torch.cuda.is_available():
         pytest.skip("no GPU")
+    if (group, option) in NEEDS_PACKAGE:
+        pytest.importorskip(NEEDS_PACKAGE[group, option], reason="needs an optional extra: pip install 'hwnas[litert]'")
     if (group, option) in NEEDS_FULL_DATA:
         needs_full_data(NEEDS_FULL_DATA[group, option])
     extra = [o.format(data=data_dir) for o in COMPANIONS.get((group, option), [])]

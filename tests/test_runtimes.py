@@ -1,5 +1,6 @@
-"""ONNX Runtime and OpenVINO as runtimes: a compiled network computes what eager PyTorch computes on the
-same input, int8 models are smaller, settings name what a latency depends on, bad options are one line."""
+"""ONNX Runtime, OpenVINO and LiteRT as runtimes: a compiled network computes what eager PyTorch computes on
+the same input, int8 models are smaller, settings name what a latency depends on, bad options are one line.
+The LiteRT tests skip where its optional packages are absent (pip install 'hwnas[litert]')."""
 from __future__ import annotations
 
 import sys
@@ -11,7 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from hwnas.devices.runtimes import DEFAULT_OPSET, OnnxRuntime, OpenVinoRuntime, _onnx_bytes
+from hwnas.devices.runtimes import (DEFAULT_OPSET, LiteRtRuntime, OnnxRuntime, OpenVinoRuntime, _onnx_bytes,
+                                    _tflite_bytes)
 from hwnas.errors import ConfigError, user_error_text
 from hwnas.spaces import get_space
 
@@ -75,6 +77,29 @@ def ofa():
     return {"ref": _reference(net, x), **{name: rt.compile(net, x, threads=1) for name, rt in runtimes.items()}}
 
 
+def _needs_litert():
+    """Skip where the optional LiteRT packages are absent (the extra hwnas[litert])."""
+    pytest.importorskip("litert_torch", reason="device=litert needs pip install 'hwnas[litert]'")
+    pytest.importorskip("ai_edge_litert.interpreter", reason="device=litert needs pip install 'hwnas[litert]'")
+
+
+@pytest.fixture(scope="module")
+def small_tflite(small):
+    """The small net converted to a .tflite flatbuffer once."""
+    _needs_litert()
+    net, x, _ = small
+    return _tflite_bytes(net, x)
+
+
+@pytest.fixture(scope="module")
+def ofa_litert():
+    """The OFA subnet compiled by LiteRT (one conversion: ~18 s on a 2-core VM), its logits and ONNX size."""
+    _needs_litert()
+    net, x = _ofa_subnet()
+    return {"ref": _reference(net, x), "litert": LiteRtRuntime().compile(net, x, threads=1),
+            "onnx_bytes": len(_onnx_bytes(net, x, DEFAULT_OPSET))}
+
+
 # --------------------------------------------------------------------------------------------- outputs
 @pytest.mark.parametrize("optimization", OPTIMIZATIONS)
 def test_onnxruntime_fp32_computes_what_torch_computes(small, optimization):
@@ -122,6 +147,53 @@ def test_ofa_subnet_int8(ofa, name):
     the logit vector does: it stays within a few degrees (cosine ~0.98), where a broken graph (another
     input, misread weights, a zero output) is near 0."""
     assert _cosine(ofa[name].run()[0], ofa["ref"]) > 0.95
+
+
+@pytest.mark.parametrize("xnnpack", [True, False])
+def test_litert_computes_what_torch_computes(small, xnnpack):
+    _needs_litert()
+    net, x, ref = small
+    compiled = LiteRtRuntime(xnnpack=xnnpack).compile(net, x, threads=1)
+    assert _relative_error(compiled.run()[0], ref) < 1e-4
+    assert compiled.size_bytes > 0 and compiled.compile_seconds > 0
+
+
+@pytest.mark.parametrize("xnnpack", [True, False])
+def test_litert_xnnpack_is_what_runs(small_tflite, xnnpack):
+    """xnnpack=true hands the graph to the XNNPACK delegate (a DELEGATE node in the execution plan);
+    false leaves every op to LiteRT's builtin kernels."""
+    ops = [op["op_name"] for op in LiteRtRuntime(xnnpack=xnnpack)._interpreter(small_tflite, 1)._get_ops_details()]
+    assert ("DELEGATE" in ops) == xnnpack
+    assert "CONV_2D" in ops and "DEPTHWISE_CONV_2D" in ops
+
+
+def test_litert_ofa_subnet(ofa_litert):
+    compiled = ofa_litert["litert"]
+    out = compiled.run()[0]
+    assert out.shape == ofa_litert["ref"].shape
+    assert _relative_error(out, ofa_litert["ref"]) < 1e-4
+    # both hold the fp32 weights: the flatbuffer is about the size of the ONNX export
+    assert 0.8 < compiled.size_bytes / ofa_litert["onnx_bytes"] < 1.25
+
+
+def test_litert_run_repeats(ofa_litert):
+    first = ofa_litert["litert"].run()[0].copy()
+    for _ in range(3):
+        np.testing.assert_array_equal(ofa_litert["litert"].run()[0], first)
+
+
+def test_litert_on_a_local_device():
+    """LocalDevice's protocol times LiteRT like any runtime: compiled from the space, named by the runtime."""
+    _needs_litert()
+    from hwnas.devices import LocalDevice
+
+    space = get_space("ofa_mbv3", resolutions=[16], width_mult=0.25, num_classes=10)
+    device = LocalDevice(warmup=2, repeats=20, runtime=LiteRtRuntime())
+    assert device.name == "litert_cpu_t1_b1"
+    timing = device.measure(space, space.sample(1, seed=0)[0])
+    assert timing.median_ms > 0 and timing.p90_ms >= timing.median_ms and timing.repeats == 20
+    fingerprint = device.fingerprint(space.input_shape(space.sample(1, seed=0)[0], batch_size=1))
+    assert fingerprint["runtime"] == "litert" and fingerprint["precision"] == "fp32"
 
 
 def test_static_int8_convolutions_are_all_int8(tmp_path):
@@ -179,6 +251,18 @@ def test_settings_name_what_a_latency_depends_on():
     assert openvino.__version__.startswith(settings["runtime_version"])
 
 
+def test_litert_settings_name_what_a_latency_depends_on():
+    _needs_litert()
+    import ai_edge_litert
+    import litert_torch
+
+    assert LiteRtRuntime().settings() == {
+        "runtime": "litert", "runtime_version": ai_edge_litert.__version__, "precision": "fp32",
+        "litert_torch_version": litert_torch.__version__, "xnnpack": True}
+    assert LiteRtRuntime(xnnpack=False).settings()["xnnpack"] is False
+    assert repr(LiteRtRuntime()) == "LiteRtRuntime(fp32)"
+
+
 # ------------------------------------------------------------------------------------------ bad values
 BAD = [
     (lambda: OnnxRuntime(optimization="fast"), ["device.runtime.optimization = 'fast'", "disable, basic, extended, all"]),
@@ -189,6 +273,7 @@ BAD = [
     (lambda: OnnxRuntime(opset=21), ["device.runtime.opset = 21", "between 11 and 20"]),
     (lambda: OnnxRuntime(provider="tpu"), ["device.runtime.provider = 'tpu'", "cpu, cuda"]),
     (lambda: OpenVinoRuntime(precision="fp16"), ["device.runtime.precision = 'fp16'", "fp32, bf16"]),
+    (lambda: LiteRtRuntime(xnnpack="yes"), ["device.runtime.xnnpack = 'yes'", "true (XNNPACK", "false (builtin"]),
 ]
 
 
@@ -229,6 +314,18 @@ def test_a_missing_package_is_one_line(monkeypatch, make, module, device):
     assert str(err.value).endswith(f"pip install {module}") and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("module", ["litert_torch", "ai_edge_litert"])
+def test_a_missing_litert_package_is_one_line(monkeypatch, module):
+    if module == "ai_edge_litert":
+        pytest.importorskip("litert_torch")  # imported first (it imports ai_edge_litert itself)
+    monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    with pytest.raises(ConfigError) as err:
+        LiteRtRuntime()
+    text = str(err.value)
+    assert text.startswith(f"device=litert needs the {module} package") and "\n" not in text
+    assert text.endswith("pip install 'hwnas[litert]'")
+
+
 # --------------------------------------------------------------------------------------------- configs
 @pytest.mark.parametrize("option,target,precision", [("onnxruntime", OnnxRuntime, "fp32"),
                                                      ("onnxruntime_int8", OnnxRuntime, "int8-dynamic"),
@@ -243,6 +340,21 @@ def test_configs_reuse_local_cpus_protocol(compose_cfg, option, target, precisio
     assert runtime["_target_"] == f"{target.__module__}.{target.__name__}"
     built = instantiate(runtime)
     assert isinstance(built, target) and built.precision == precision
+
+
+def test_litert_config_reuses_onnxruntimes_protocol(compose_cfg):
+    """device=litert composes without the packages (they are needed once the runtime is built)."""
+    cfg = OmegaConf.to_container(compose_cfg("device=litert").device)
+    ort = OmegaConf.to_container(compose_cfg("device=onnxruntime").device)
+    runtime = cfg.pop("runtime")
+    ort.pop("runtime")
+    assert cfg == ort  # local_cpu's protocol with 200 rounds of single runs
+    assert runtime == {"_target_": "hwnas.devices.runtimes.LiteRtRuntime", "xnnpack": True}
+    _needs_litert()
+    device = instantiate(compose_cfg("device=litert").device)
+    assert isinstance(device.runtime, LiteRtRuntime) and device.runtime.xnnpack is True
+    assert device.name == "litert_cpu_t1_b1" and device.repeats == 200
+    assert instantiate(compose_cfg("device=litert", "device.runtime.xnnpack=false").device).runtime.xnnpack is False
 
 
 def test_a_bad_config_value_is_one_user_line(compose_cfg):

@@ -76,7 +76,8 @@ class LocalDevice(Device):
         self.settle = integer(settle, "device.settle", 0, hint=" (untimed runs right before each timed block)")
         if runtime is not None and not isinstance(runtime, Runtime):
             raise ConfigError(f"device.runtime = {runtime!r} is not a runtime; give a node with _target_ "
-                              f"hwnas.devices.runtimes.OnnxRuntime / OpenVinoRuntime / TorchRuntime, or null (eager PyTorch)")
+                              f"hwnas.devices.runtimes.OnnxRuntime / OpenVinoRuntime / LiteRtRuntime / TorchRuntime, "
+                              f"or null (eager PyTorch)")
         self.kind = kind
         self.runtime = runtime if runtime is not None else TorchRuntime(kind)
         self.threads = threads if threads is not None else (os.cpu_count() or 1)

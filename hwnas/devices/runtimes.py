@@ -1,4 +1,4 @@
-"""Runtimes: what executes a network on a local device (eager PyTorch, ONNX Runtime, OpenVINO).
+"""Runtimes: what executes a network on a local device (eager PyTorch, ONNX Runtime, OpenVINO, LiteRT).
 
 A runtime turns a ``torch.nn.Module`` and an example input into a :class:`Compiled` network whose
 ``run()`` performs one synchronous inference; :class:`~hwnas.devices.LocalDevice` times those calls
@@ -9,8 +9,10 @@ recorded in every measured row and in the identity of a measurement file.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ class Compiled:
     """A network ready to run: ``run()`` is one synchronous inference on the example input."""
 
     run: Callable[[], Any]
-    size_bytes: int | None = None      # the serialized model (ONNX / IR bytes; None: not serialized)
+    size_bytes: int | None = None      # the serialized model (ONNX / .tflite bytes; None: not serialized)
     compile_seconds: float = 0.0       # export + session creation, not part of the latency
 
 
@@ -103,14 +105,15 @@ DEFAULT_OPSET = 17
 OPSETS = (11, 20)
 
 
-def _require(module: str, device: str, why: str = ""):
-    """``module`` imported, or the one line that says how to install it (runtimes are optional at run time)."""
+def _require(module: str, device: str, why: str = "", pip: str | None = None):
+    """``module`` imported, or the one line that says how to install it (runtimes are optional at run time);
+    ``pip``: what to install where it is not the module's name."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ConfigError(f"device={device} needs the {module} package{why}: pip install {module}") from None
+        raise ConfigError(f"device={device} needs the {module} package{why}: pip install {pip or module}") from None
 
 
 def _onnx_bytes(model: nn.Module, inputs: torch.Tensor, opset: int) -> bytes:
@@ -299,3 +302,87 @@ class OpenVinoRuntime(Runtime):
         def run():
             return request.infer(feed, share_inputs=True)
         return Compiled(run=run, size_bytes=len(onnx_model), compile_seconds=time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------------------------ LiteRT
+#: What device=litert installs (the converter pulls jax and transformers: an extra, not a core dependency).
+LITERT_PIP = "'hwnas[litert]'"
+
+
+def _tflite_bytes(model: nn.Module, inputs: torch.Tensor) -> bytes:
+    """``model`` as a LiteRT (.tflite) flatbuffer, converted by litert_torch (torch.export, then the LiteRT
+    converter) with the fixed input shape of ``inputs``; the input stays NCHW (the converter adds the
+    transposes to LiteRT's NHWC kernels inside the graph)."""
+    import litert_torch
+
+    # litert_torch prints ~25 lines of progress per conversion (rich, on stdout); LITERT_TORCH_SHOW_PROGRESS=y
+    # keeps them. Its own warnings and errors are not touched; torch's deprecation note on the pytree specs
+    # the converter passes (a FutureWarning about torch internals) is. The converter's C++ side still logs
+    # one line per network (absl INFO: "Estimated count of arithmetic ops").
+    quiet = "LITERT_TORCH_SHOW_PROGRESS" not in os.environ
+    if quiet:
+        os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)", FutureWarning)
+            return bytes(litert_torch.convert(model, (inputs,)).model_content())
+    finally:
+        if quiet:
+            os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)
+
+
+class LiteRtRuntime(Runtime):
+    """Google's LiteRT (TensorFlow Lite) interpreter on the CPU: what Android and embedded deployments run.
+
+    The module is converted by litert_torch into a .tflite flatbuffer (fixed input shape, fp32); one
+    ``Interpreter`` with ``threads`` threads runs it, its tensors allocated and its input set once, so
+    ``run()`` is one synchronous ``invoke()`` (and a copy of the output). ``xnnpack``: true runs the
+    network through the XNNPACK delegate, LiteRT's default CPU backend; false keeps LiteRT's builtin
+    kernels alone (the op resolver without default delegates: ~6x slower on a small conv net here).
+    fp32 only. Conversion takes 10-20 s per small OFA subnet on a 2-core VM (compile time, not latency).
+    """
+
+    name = "litert"
+
+    def __init__(self, xnnpack: bool = True):
+        if not isinstance(xnnpack, bool):
+            raise ConfigError(f"device.runtime.xnnpack = {xnnpack!r} is not allowed; allowed: true (XNNPACK "
+                              f"delegate, LiteRT's default), false (builtin kernels only)")
+        _require("litert_torch", "litert", " (it converts the torch module to a .tflite model)", LITERT_PIP)
+        _require("ai_edge_litert", "litert", " (LiteRT's interpreter)", LITERT_PIP)
+        self.xnnpack = xnnpack
+
+    def version(self) -> str:
+        import ai_edge_litert
+
+        return ai_edge_litert.__version__
+
+    def settings(self) -> dict[str, Any]:
+        import litert_torch
+
+        return {**super().settings(), "litert_torch_version": litert_torch.__version__, "xnnpack": self.xnnpack}
+
+    def _interpreter(self, flatbuffer: bytes, threads: int):
+        """An interpreter of ``flatbuffer`` with its tensors allocated."""
+        from ai_edge_litert import interpreter as lite
+
+        resolver = (lite.OpResolverType.AUTO if self.xnnpack
+                    else lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter = lite.Interpreter(model_content=flatbuffer, num_threads=threads,
+                                       experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+        return interpreter
+
+    def compile(self, model: nn.Module, inputs: torch.Tensor, threads: int) -> Compiled:
+        t0 = time.perf_counter()
+        flatbuffer = _tflite_bytes(model, inputs)
+        interpreter = self._interpreter(flatbuffer, threads)
+        (source,) = interpreter.get_input_details()
+        interpreter.set_tensor(source["index"], inputs.detach().cpu().numpy().astype(np.float32, copy=False))
+        outputs = [o["index"] for o in interpreter.get_output_details()]
+        invoke, get = interpreter.invoke, interpreter.get_tensor
+
+        def run():
+            invoke()
+            return [get(i) for i in outputs]
+        return Compiled(run=run, size_bytes=len(flatbuffer), compile_seconds=time.perf_counter() - t0)

@@ -233,7 +233,7 @@ def run(cfg, ctx) -> dict[str, float]:
     if kind not in ("cpu", "cuda"):
         raise ConfigError(f"the pipeline measures latency on this machine: device = "
                           f"{cfg.device.get('source') or cfg.device.get('path') or cfg.device.get('_target_')!r} "
-                          f"is not allowed; allowed: local_cpu, local_cuda, onnxruntime, onnxruntime_int8, openvino")
+                          f"is not allowed; allowed: local_cpu, local_cuda, onnxruntime, onnxruntime_int8, openvino, litert")
     _check_options(p)
     user = _user_overrides(cfg)
     # the space of every stage: the configured one with the pipeline's (tiny) settings, except what the
