@@ -1,6 +1,7 @@
-"""Cross-runtime comparison of one set of subnets: latency ratios, rank agreement, and what "fastest on one
-runtime" is worth on another. Usage: python compare.py <measurements dir> <device> [<device> ...]
-(each <device>.csv a job=measure file of the same architectures). Prints Markdown."""
+"""Comparison of one set of subnets measured several ways (runtimes, batch sizes): latency ratios, rank
+agreement, and what "fastest on one runtime" is worth on another. Usage: python compare.py <measurements dir> <device> [<device> ...]
+(each <device>.csv a job=measure file of the same architectures; "runtime" in the tables: the
+measurement setting each file names). Prints Markdown."""
 from __future__ import annotations
 
 import sys

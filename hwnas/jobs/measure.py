@@ -219,6 +219,7 @@ def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: Measureme
         "n_requested": len(archs), "n_measured_now": measured, "rows_added": len(store) - before, "rows_total": len(store),
         "latency_ms_median": float(np.median(lat)), "latency_ms_min": float(lat.min()), "latency_ms_max": float(lat.max()),
         "p99_over_p50_median": float(np.median(tail)),
+        "images_per_s_median": float(np.median(device.batch_size * 1000.0 / lat)),  # throughput at this batch
         "within_run_cv_median": float(np.median(within)), "noise_floor_cv_median": noise,
         "noise_floor_raw_cv_median": raw_noise, "probes": len(session.probes), "sessions": session.sessions,
         "measure_seconds": seconds, "seconds_per_arch": seconds / measured if measured else 0.0,
