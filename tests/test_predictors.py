@@ -207,3 +207,40 @@ def test_train_predictor_job_with_ridge_saves_a_checkpoint_predict_reads(compose
     b = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding=None)
     assert np.allclose(held["predicted_ms"], b["latency_ms"], rtol=1e-4)
     assert PredictorEstimator(checkpoint=str(tmp_path / "train" / "predictor.pt")).label == "predictor (ridge)"
+
+
+# ----------------------------------------------------------------------------- encoding=layers
+def test_layer_encoding_codes_each_active_block_at_its_resolution():
+    space = get_space("ofa_mbv3", resolutions=[160, 176, 192])
+    archs = space.sample(50, seed=0)
+    x = space.encode_layers(archs).numpy()
+    _, _, d, r = space.arrays(archs)
+    assert x.shape == (50, 20 * 3 * 3 * 3 + 3)
+    assert np.array_equal(x.sum(1), d.sum(1) + 1)  # one column per active block, one for the resolution
+    assert np.array_equal(x[:, -3:].argmax(1), np.searchsorted([160, 176, 192], r))
+    with pytest.raises(DataError, match="resolution 192 has no column in this layer encoding"):
+        space.encode_layers([a for a in archs if a.r == 192][:1], [160, 176])
+
+
+def test_ridge_on_layers_fits_a_lookup_table_sum_that_onehot_cannot(tmp_path):
+    # latency = a cost per (block, kernel, expansion, resolution) + one per resolution: a lookup-table sum, as
+    # OFA's Note10 latencies are; ridge on encoding=layers recovers it, ridge on the one-hot encoding (which codes
+    # kernel, expansion and resolution apart) cannot
+    space = get_space("ofa_mbv3", resolutions=[160, 224])
+    archs = space.sample(1500, seed=1)
+    x = space.encode_layers(archs).double().numpy()
+    cost = np.random.default_rng(0).uniform(0.05, 1.0, x.shape[1])
+    lat = x @ cost
+    fit, test = archs[:1200], archs[1200:]
+    layers = PredictorEstimator(model="ridge", encoding="layers", target_transform="none", seed=0).fit(space, fit, lat[:1200])
+    onehot = PredictorEstimator(model="ridge", seed=0).fit(space, fit, lat[:1200])
+    err = lambda est: np.abs(est.predict(space, test) / lat[1200:] - 1).max()  # noqa: E731
+    assert err(layers) < 0.01 and err(onehot) > 3 * err(layers), (err(layers), err(onehot))
+    path = layers.save(tmp_path / "layers.pt")
+    again = PredictorEstimator(checkpoint=str(path))
+    assert np.allclose(again.predict(space, test), layers.predict(space, test), rtol=1e-5)
+    other = get_space("ofa_mbv3", resolutions=[160, 192, 224])
+    with pytest.raises(DataError, match=r"fitted at resolutions 160, 224 and predicts only those; asked for 192"):
+        again.predict(other, [a for a in other.sample(40, seed=0) if a.r == 192])
+    with pytest.raises(ConfigError, match="estimator.encoding = 'graph' is not allowed with it"):
+        PredictorEstimator(model="ridge", encoding="graph").fit(space, fit[:10], lat[:10])

@@ -12,14 +12,21 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from hwnas.errors import ConfigError, choices_text
 from hwnas.options import number
 
-ENCODINGS = ("onehot", "graph")
+ENCODINGS = ("onehot", "layers", "graph")
 TRANSFORMS = ("none", "log")
 
 
-def featurize(space, archs: Sequence, encoding: str) -> dict[str, torch.Tensor]:
-    """Model inputs of a batch of architectures: ``x`` (one-hot) or ``adj`` + ``ops`` (graph)."""
+def featurize(space, archs: Sequence, encoding: str, resolutions: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+    """Model inputs of a batch of architectures: ``x`` (one-hot, or the per-layer configuration indicators
+    of ``layers`` over the input ``resolutions`` a predictor was fitted at) or ``adj`` + ``ops`` (graph)."""
     if encoding == "onehot":
         return {"x": space.encode(archs)}
+    if encoding == "layers":
+        if resolutions is None:
+            raise ConfigError("estimator.encoding=layers codes the resolutions one device's predictor was fitted at; "
+                              "it is for job=train_predictor / evaluate / search, not for transfer across devices "
+                              "(allowed there: onehot, graph)")
+        return {"x": space.encode_layers(archs, resolutions)}
     if encoding == "graph":
         adj, ops = space.encode_graph(archs)
         return {"adj": adj, "ops": ops}

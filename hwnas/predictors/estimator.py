@@ -87,6 +87,7 @@ class PredictorEstimator(LatencyEstimator):
             raise ConfigError(f"estimator.alpha = {alpha!r} is not allowed; allowed: a penalty > 0, or null (chosen "
                               f"by leave-one-out error among {RIDGE_ALPHAS[0]:g}..{RIDGE_ALPHAS[-1]:g})")
         self.alpha = None if alpha is None else float(alpha)
+        self.resolutions: list[int] = []  # the training set's input sizes (encoding=layers codes these)
         self.ridge_alpha: float | None = None  # the penalty a ridge fit used
         self.options = dict(model=model, hidden=list(hidden), gcn_hidden=gcn_hidden, gcn_layers=gcn_layers,
                             dropout=dropout, encoding=encoding, target_transform=target_transform, loss=loss,
@@ -128,19 +129,21 @@ class PredictorEstimator(LatencyEstimator):
         return LatencyPredictor(model=o["model"], model_kwargs=kwargs, lr=o["lr"], weight_decay=o["weight_decay"],
                                 loss=o["loss"], rank_weight=o["rank_weight"], target_transform=transform.kind,
                                 target_mean=transform.mean, target_std=transform.std, space=space.name,
-                                encoding=o["encoding"], encoding_dim=int(dim))
+                                encoding=o["encoding"], encoding_dim=int(dim), resolutions=tuple(self.resolutions))
 
     def featurize(self, space, archs) -> dict:
-        if self.options["model"] == "gcn" and self.options["encoding"] != "graph":
+        model, encoding = self.options["model"], self.options["encoding"]
+        if model == "gcn" and encoding != "graph":
             raise ConfigError("estimator.model=gcn needs estimator.encoding=graph")
-        if self.options["model"] == "ridge" and self.options["encoding"] != "onehot":
-            raise ConfigError(f"estimator.model=ridge regresses on the one-hot encoding; estimator.encoding = "
-                              f"{self.options['encoding']!r} is not allowed with it (allowed: onehot)")
-        return featurize(space, archs, self.options["encoding"])
+        if model != "gcn" and encoding == "graph":
+            raise ConfigError(f"estimator.model={model} regresses on a vector encoding; estimator.encoding = 'graph' "
+                              f"is not allowed with it (allowed: onehot, layers; or estimator=gcn)")
+        return featurize(space, archs, encoding, self.resolutions)
 
     def fit(self, space, archs, latency_ms, val_archs=None, val_latency_ms=None, work_dir: str | Path | None = None,
             logger=False) -> "PredictorEstimator":
         pl.seed_everything(self.seed, workers=True, verbose=False)
+        self.resolutions = sorted({int(a.r) for a in archs if getattr(a, "r", None) is not None})
         train = {**self.featurize(space, archs), "y": torch.as_tensor(np.asarray(latency_ms), dtype=torch.float32)}
         val = None
         if val_archs is not None and len(val_archs):
@@ -200,9 +203,21 @@ class PredictorEstimator(LatencyEstimator):
     @torch.inference_mode()
     def _predict(self, space, archs) -> np.ndarray:
         self.check_space(space)
+        hp = self.module.hparams
+        resolutions = list(hp.get("resolutions") or [])
+        if hp.encoding == "layers" and resolutions:
+            seen = set(resolutions)
+            unseen = sorted({int(a.r) for a in archs} - seen)
+            if unseen:
+                raise DataError(f"predictor{f' {self.checkpoint!r}' if self.checkpoint else ''} (encoding=layers) was "
+                                f"fitted at resolutions {', '.join(map(str, resolutions))} and predicts only those; "
+                                f"asked for {', '.join(map(str, unseen[:5]))}: restrict search_space.resolutions or "
+                                f"fit with estimator.encoding=onehot")
+        # wide encodings (layers: thousands of columns) in chunks of at most ~64 MB of inputs
+        step = max(1, min(self.predict_batch_size, 16_000_000 // max(1, int(hp.encoding_dim))))
         out = []
-        for i in range(0, len(archs), self.predict_batch_size):
-            feats = featurize(space, archs[i:i + self.predict_batch_size], self.module.hparams.encoding)
+        for i in range(0, len(archs), step):
+            feats = featurize(space, archs[i:i + step], hp.encoding, resolutions)
             dim = feats["x"].shape[1] if "x" in feats else feats["ops"].shape[2]
             if dim != self.module.hparams.encoding_dim:
                 raise DataError(f"predictor checkpoint '{self.checkpoint}' expects {self.module.hparams.encoding_dim}-d "

@@ -54,7 +54,8 @@ class LatencyPredictor(pl.LightningModule):
                  weight_decay: float = 0.0, loss: str = "mse", rank_weight: float = 0.0,
                  target_transform: str = "log", target_mean: float = 0.0, target_std: float = 1.0,
                  space: str = "", encoding: str = "onehot", encoding_dim: int = 0, scheduler: str = "cosine",
-                 target: str = "latency"):
+                 target: str = "latency", resolutions: tuple = ()):
+        # resolutions: the input sizes of the training set, which encoding=layers codes (one column each)
         super().__init__()
         if target not in TARGETS:
             raise ConfigError(f"predictor target = {target!r} is not allowed; allowed: {', '.join(TARGETS)}")

@@ -222,6 +222,14 @@ class SearchSpace(ABC):
         """Float one-hot encoding, one block per gene: ``(N, encoding_dim)``."""
         return one_hot_genomes(self.genome_array(archs), self.n_choices)
 
+    def encode_layers(self, archs: Sequence[Arch], resolutions: Sequence[int] = ()) -> torch.Tensor:
+        """Indicators of each layer's configuration, for latency models additive over layers
+        (``estimator.encoding=layers``): one column per (layer, choice) a network can contain. Here, the
+        one-hot encoding, which already codes each gene (NB201's edges, FBNet's layers) on its own;
+        spaces whose layer cost depends on several genes at once (OFA: kernel, expansion and input
+        resolution) override it. ``resolutions``: the input sizes to code (spaces with one ignore it)."""
+        return self.encode(archs)
+
     def encode_strings(self, texts: Sequence[str]) -> torch.Tensor:
         return self.encode(self.from_strings(texts))
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import ConfigError, InvalidArchitecture
+from hwnas.errors import ConfigError, DataError, InvalidArchitecture
 from hwnas.options import integer, number
 from hwnas.spaces.base import Gene, Layer, SearchSpace, conv_out
 from hwnas.spaces.layers import ConvBNAct, MBConv, make_divisible
@@ -234,6 +234,30 @@ class OFAMobileNetV3(SearchSpace):
         n = len(ks)
         out = np.concatenate([k_hot.reshape(n, N_BLOCKS * len(self.ks_choices)),
                               e_hot.reshape(n, N_BLOCKS * len(self.e_choices)), r_hot], axis=1).astype(np.float32)
+        return torch.from_numpy(out)
+
+    def encode_layers(self, archs: Sequence[OFAArch], resolutions: Sequence[int] = ()) -> torch.Tensor:
+        """One indicator per (block, kernel, expansion, input resolution) of each active block, then one per
+        resolution (the stem, the head and the classifier): ``20 x |ks| x |e| x R + R`` columns for the R
+        ``resolutions`` (default: the space's). A block's cost depends on its kernel and expansion together
+        and on the size of its input, with kernels a runtime picks per shape, so a model additive in these
+        columns can fit a lookup-table sum exactly; it has no column for a resolution outside the list."""
+        ks, e, d, r = self.arrays(archs)
+        res = np.asarray(sorted(resolutions or self.resolutions))
+        at = np.searchsorted(res, r).clip(0, len(res) - 1)
+        outside = res[at] != r
+        if outside.any():
+            raise DataError(f"{self.name}: resolution {int(r[outside][0])} has no column in this layer encoding "
+                            f"(resolutions {', '.join(str(int(v)) for v in res)})")
+        nk, ne, nr = len(self.ks_choices), len(self.e_choices), len(res)
+        k_at = np.argmax(ks[..., None] == np.asarray(self.ks_choices), axis=-1)
+        e_at = np.argmax(e[..., None] == np.asarray(self.e_choices), axis=-1)
+        column = ((np.arange(N_BLOCKS)[None, :] * nk + k_at) * ne + e_at) * nr + at[:, None]
+        mask = self.active_mask(d)
+        out = np.zeros((len(ks), N_BLOCKS * nk * ne * nr + nr), dtype=np.float32)
+        rows = np.broadcast_to(np.arange(len(ks))[:, None], column.shape)
+        out[rows[mask], column[mask]] = 1.0
+        out[np.arange(len(ks)), N_BLOCKS * nk * ne * nr + at] = 1.0
         return torch.from_numpy(out)
 
     @property
