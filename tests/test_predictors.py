@@ -244,3 +244,14 @@ def test_ridge_on_layers_fits_a_lookup_table_sum_that_onehot_cannot(tmp_path):
         again.predict(other, [a for a in other.sample(40, seed=0) if a.r == 192])
     with pytest.raises(ConfigError, match="estimator.encoding = 'graph' is not allowed with it"):
         PredictorEstimator(model="ridge", encoding="graph").fit(space, fit[:10], lat[:10])
+
+
+def test_the_same_seed_trains_the_same_predictor_whatever_the_process_did_before(nb201_pixel3):
+    space, archs, lat = nb201_pixel3
+    preds = []
+    for i in range(2):
+        torch.manual_seed(100 + i), np.random.seed(100 + i)  # another history before the fit
+        torch.rand(3 + i)
+        est = PredictorEstimator(epochs=3, batch_size=32, seed=5, **QUIET).fit(space, archs[:120], lat[:120])
+        preds.append(est.predict(space, archs[120:200]))
+    assert np.array_equal(preds[0], preds[1])

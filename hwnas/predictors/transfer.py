@@ -333,7 +333,9 @@ class MultiDevicePredictor:
             archs, lat = pairs[state.name]
             parts.append({**self.features(space, archs, state), "y": self.scale(state, lat)})
         tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        # one spare embedding row: the slot a new device learns during adaptation
+        # one spare embedding row: the slot a new device learns during adaptation; the seed governs the initial
+        # weights too (seeded only inside _train, they came from whatever state the process's RNG was in)
+        pl.seed_everything(int(seed), workers=True, verbose=False)
         module = self.estimator.new_module(space, tensors, tensors["y"], device_dim=self.device_dim(),
                                            num_devices=len(names) + 1 if self.uses["embedding"] else 0,
                                            embedding_dim=self.embedding_dim if self.uses["embedding"] else 0)
