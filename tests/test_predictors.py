@@ -255,3 +255,53 @@ def test_the_same_seed_trains_the_same_predictor_whatever_the_process_did_before
         est = PredictorEstimator(epochs=3, batch_size=32, seed=5, **QUIET).fit(space, archs[:120], lat[:120])
         preds.append(est.predict(space, archs[120:200]))
     assert np.array_equal(preds[0], preds[1])
+
+
+# ----------------------------------------------------------------------------- estimator.interval
+def test_interval_heads_after_calibration_cover_and_widen_where_latency_is_noisier(tmp_path):
+    # NB201 latencies = a per-op cost sum x log-normal noise, 4x noisier when edge 0 holds a 3x3 conv: the
+    # calibrated 90 % intervals cover about 90 % of unseen cells and are wider for the noisy ones
+    space = get_space("nb201")
+    archs = space.sample(1200, seed=0)
+    x = space.encode(archs).double().numpy()
+    rng = np.random.default_rng(0)
+    noisy = np.array([space.to_string(a).startswith("|nor_conv_3x3~0|") for a in archs])
+    lat = np.exp(x @ rng.uniform(0.1, 0.5, x.shape[1]) + rng.normal(0, np.where(noisy, 0.2, 0.05)))
+    est = PredictorEstimator(hidden=[64, 64], epochs=60, batch_size=64, interval=0.9, seed=0, **QUIET)
+    est.fit(space, archs[:600], lat[:600])
+    offset = est.calibrate_interval(space, archs[600:800], lat[600:800])
+    lo, hi = est.predict_interval(space, archs[800:])
+    y, pred = lat[800:], est.predict(space, archs[800:])
+    covered = (y >= lo) & (y <= hi)
+    width = (hi - lo) / pred
+    assert 0.84 <= covered.mean() <= 0.96, (covered.mean(), offset)
+    assert np.median(width[noisy[800:]]) > 1.5 * np.median(width[~noisy[800:]])  # 1.8 here; one global width: 1
+    assert np.all(lo <= pred) and np.all(pred <= hi)
+    again = PredictorEstimator(checkpoint=str(est.save(tmp_path / "p.pt")))  # the calibration is saved with it
+    assert np.allclose(again.predict_interval(space, archs[800:])[1], hi, rtol=1e-5)
+
+
+def test_interval_options_are_checked(nb201_pixel3):
+    space, archs, lat = nb201_pixel3
+    with pytest.raises(ConfigError, match=r"estimator.interval = 1.5 is not allowed; allowed: a coverage in \(0, 1\)"):
+        PredictorEstimator(interval=1.5)
+    with pytest.raises(ConfigError, match=r"estimator.interval .* needs estimator.model=mlp; model = 'ridge'"):
+        PredictorEstimator(model="ridge", interval=0.9)
+    plain = PredictorEstimator(epochs=1, **QUIET).fit(space, archs[:20], lat[:20])
+    with pytest.raises(ConfigError, match="has no error bars: train it with estimator.interval=0.9"):
+        plain.predict_interval(space, archs[:5])
+
+
+def test_train_predictor_job_calibrates_the_interval_on_validation_and_scores_it_on_test(compose_cfg, tmp_path, data_dir):
+    cfg = compose_cfg("job=train_predictor", "search_space=nb201", "device=help", "device.column=pixel3",
+                      f"paths.data_dir={data_dir}", "train.samples=200", "estimator.interval=0.9", "estimator.epochs=40",
+                      "estimator.progress_bar=false", "logger=none")
+    m = run_job(cfg, run_dir=tmp_path / "train")
+    assert 0.7 <= m["interval_coverage"] <= 1.0 and m["interval_width_pct"] > 0 and "interval_offset" in m
+    held = np.genfromtxt(tmp_path / "train" / "predictions.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    inside = (held["latency_ms"] >= held["low_ms"]) & (held["latency_ms"] <= held["high_ms"])
+    assert inside.mean() == pytest.approx(m["interval_coverage"])
+    with pytest.raises(ConfigError, match="calibrated on the validation split, which has 0 architectures"):
+        run_job(compose_cfg("job=train_predictor", "search_space=nb201", "device=help", "device.column=pixel3",
+                            f"paths.data_dir={data_dir}", "train.split=[0.8,0,0.2]", "estimator.interval=0.9",
+                            "estimator.epochs=1", "logger=none"), run_dir=tmp_path / "bad")

@@ -27,6 +27,8 @@ def lightning_logger(ctx):
 
 #: Fewest training architectures a predictor learns from (its target scale needs a spread).
 MIN_TRAIN = 2
+#: Fewest validation architectures an interval is calibrated on (a 90 % quantile of fewer says little).
+MIN_CALIBRATION = 10
 
 
 def check_splits(tr, va, te, n: int, samples) -> np.ndarray:
@@ -58,10 +60,16 @@ def run(cfg, ctx) -> dict[str, float]:
     tr = check_splits(tr, va, te, len(archs), cfg.train.get("samples"))
     pick = lambda idx: [archs[i] for i in idx]  # noqa: E731
     estimator.fit(space, pick(tr), lat[tr], pick(va), lat[va], work_dir=ctx.run_dir, logger=lightning_logger(ctx))
-    output = Path(cfg.train.output) if cfg.train.get("output") else ctx.path("predictor.pt")
-    estimator.save(output)
     metrics = {"n_train": len(tr), "n_val": len(va), "n_test": len(te), "train_seconds": estimator.train_seconds,
                "epochs": estimator.epochs}
+    if estimator.interval:
+        if len(va) < MIN_CALIBRATION:
+            raise ConfigError(f"estimator.interval = {estimator.interval} is calibrated on the validation split, which "
+                              f"has {len(va)} architectures; it needs >= {MIN_CALIBRATION} (raise train.split's second "
+                              f"fraction) or set estimator.interval=null")
+        metrics["interval_offset"] = estimator.calibrate_interval(space, pick(va), lat[va])
+    output = Path(cfg.train.output) if cfg.train.get("output") else ctx.path("predictor.pt")
+    estimator.save(output)
     if estimator.ridge_alpha is not None:
         metrics["ridge_alpha"] = estimator.ridge_alpha
     for name, idx in (("val", va), ("test", te)):
@@ -69,10 +77,20 @@ def run(cfg, ctx) -> dict[str, float]:
             pred = estimator.predict(space, pick(idx))
             metrics.update(evaluate_predictions(pred, lat[idx], prefix=f"{name}/"))
             if name == "test":
+                head = ["arch", "latency_ms", "predicted_ms"]
                 rows = [[space.to_string(archs[i]), f"{lat[i]:.6g}", f"{p:.6g}"] for i, p in zip(idx, pred)]
-                write_csv(ctx.path("predictions.csv"), ["arch", "latency_ms", "predicted_ms"], rows)
-                ctx.tracker.log_table("test_predictions", ["arch", "latency_ms", "predicted_ms"], rows[:2000])
+                if estimator.interval:  # the calibrated interval on architectures it was not calibrated on
+                    lo, hi = estimator.predict_interval(space, pick(idx))
+                    metrics.update(interval_coverage=float(np.mean((lat[idx] >= lo) & (lat[idx] <= hi))),
+                                   interval_width_pct=float(np.median((hi - lo) / pred * 100)))
+                    head += ["low_ms", "high_ms"]
+                    rows = [r + [f"{a:.6g}", f"{b:.6g}"] for r, a, b in zip(rows, lo, hi)]
+                write_csv(ctx.path("predictions.csv"), head, rows)
+                ctx.tracker.log_table("test_predictions", head, rows[:2000])
     print(f"predictor ({estimator.options['model']}) on {device.name} ({space.name}), {len(tr)} training archs, "
           f"{estimator.train_seconds:.1f} s: test RMSE {metrics.get('test/rmse_ms', np.nan):.4g} ms "
-          f"({metrics.get('test/rmse_pct', np.nan):.2f} %), Spearman {metrics.get('test/spearman', np.nan):.4f} -> {output}")
+          f"({metrics.get('test/rmse_pct', np.nan):.2f} %), Spearman {metrics.get('test/spearman', np.nan):.4f}"
+          + (f", {estimator.interval:.0%} interval covers {metrics['interval_coverage']:.1%} of the test split (median "
+             f"width {metrics['interval_width_pct']:.1f} % of the prediction)" if "interval_coverage" in metrics else "")
+          + f" -> {output}")
     return metrics

@@ -78,7 +78,7 @@ class PredictorEstimator(LatencyEstimator):
                  target_transform: str = "log", loss: str = "mse", rank_weight: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 0.0, epochs: int = 200, batch_size: int = 256, trainer=None, seed: int = 0,
                  progress_bar: bool | None = None, predict_batch_size: int = 65536, precision: str = "32",
-                 alpha: float | None = None, **fit_options):
+                 alpha: float | None = None, interval: float | None = None, **fit_options):
         self.needs_fit = checkpoint is None
         super().__init__(**fit_options)
         if model not in MODELS:
@@ -87,6 +87,13 @@ class PredictorEstimator(LatencyEstimator):
             raise ConfigError(f"estimator.alpha = {alpha!r} is not allowed; allowed: a penalty > 0, or null (chosen "
                               f"by leave-one-out error among {RIDGE_ALPHAS[0]:g}..{RIDGE_ALPHAS[-1]:g})")
         self.alpha = None if alpha is None else float(alpha)
+        if interval is not None and not 0 < float(interval) < 1:
+            raise ConfigError(f"estimator.interval = {interval!r} is not allowed; allowed: a coverage in (0, 1), "
+                              f"e.g. 0.9, or null (no error bars)")
+        if interval is not None and model != "mlp":
+            raise ConfigError(f"estimator.interval (error bars from quantile heads) needs estimator.model=mlp; "
+                              f"model = {model!r} has none")
+        self.interval = None if interval is None else float(interval)
         self.resolutions: list[int] = []  # the training set's input sizes (encoding=layers codes these)
         self.ridge_alpha: float | None = None  # the penalty a ridge fit used
         self.options = dict(model=model, hidden=list(hidden), gcn_hidden=gcn_hidden, gcn_layers=gcn_layers,
@@ -121,6 +128,8 @@ class PredictorEstimator(LatencyEstimator):
         if o["model"] in ("mlp", "ridge"):
             hidden = o["hidden"] if o["model"] == "mlp" else []
             kwargs = dict(input_dim=features["x"].shape[1], hidden=hidden, dropout=o["dropout"], **extra)
+            if self.interval:
+                kwargs["outputs"] = 3  # the point, then the interval's lower and upper quantile heads
             dim = features["x"].shape[1]
         else:
             kwargs = dict(node_features=features["ops"].shape[2], hidden=o["gcn_hidden"], layers=o["gcn_layers"],
@@ -129,7 +138,8 @@ class PredictorEstimator(LatencyEstimator):
         return LatencyPredictor(model=o["model"], model_kwargs=kwargs, lr=o["lr"], weight_decay=o["weight_decay"],
                                 loss=o["loss"], rank_weight=o["rank_weight"], target_transform=transform.kind,
                                 target_mean=transform.mean, target_std=transform.std, space=space.name,
-                                encoding=o["encoding"], encoding_dim=int(dim), resolutions=tuple(self.resolutions))
+                                encoding=o["encoding"], encoding_dim=int(dim), resolutions=tuple(self.resolutions),
+                                interval=self.interval or 0.0)
 
     def featurize(self, space, archs) -> dict:
         model, encoding = self.options["model"], self.options["encoding"]
@@ -187,7 +197,7 @@ class PredictorEstimator(LatencyEstimator):
                 "model_kwargs.node_features": "encoding width (search_space)",
                 "model_kwargs.num_devices": "set of training devices", "model_kwargs.device_dim": "device representation",
                 "model_kwargs.embedding_dim": "embedding_dim", "lr": "estimator.lr",
-                "weight_decay": "estimator.weight_decay", "loss": "estimator.loss", "rank_weight": "estimator.rank_weight",
+                "weight_decay": "estimator.weight_decay", "loss": "estimator.loss", "rank_weight": "estimator.rank_weight", "interval": "estimator.interval",
                 "scheduler": "estimator.scheduler", "target_transform": "estimator.target_transform",
                 "target_mean": data, "target_std": data}
 
@@ -213,19 +223,58 @@ class PredictorEstimator(LatencyEstimator):
                                 f"fitted at resolutions {', '.join(map(str, resolutions))} and predicts only those; "
                                 f"asked for {', '.join(map(str, unseen[:5]))}: restrict search_space.resolutions or "
                                 f"fit with estimator.encoding=onehot")
+        return self._batched(space, archs, resolutions, lambda feats: (self.module(feats),))[0]
+
+    def _batched(self, space, archs, resolutions, outputs) -> list[np.ndarray]:
+        """``outputs(features)`` (a tuple of transformed-unit tensors) over ``archs`` in chunks, in ms."""
+        hp = self.module.hparams
         # wide encodings (layers: thousands of columns) in chunks of at most ~64 MB of inputs
         step = max(1, min(self.predict_batch_size, 16_000_000 // max(1, int(hp.encoding_dim))))
-        out = []
+        parts: list[list[np.ndarray]] = []
         for i in range(0, len(archs), step):
             feats = featurize(space, archs[i:i + step], hp.encoding, resolutions)
             dim = feats["x"].shape[1] if "x" in feats else feats["ops"].shape[2]
-            if dim != self.module.hparams.encoding_dim:
-                raise DataError(f"predictor checkpoint '{self.checkpoint}' expects {self.module.hparams.encoding_dim}-d "
+            if dim != hp.encoding_dim:
+                raise DataError(f"predictor checkpoint '{self.checkpoint}' expects {hp.encoding_dim}-d "
                                 f"inputs; search space {space.name} encodes to {dim}-d (another width or resolution set?)")
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                z = self.module(feats)
-            out.append(self.module.transform.inverse(z.double()).numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+                zs = outputs(feats)
+            parts.append([self.module.transform.inverse(z.double()).numpy() for z in zs])
+        if not parts:
+            return [np.zeros(0)] * 3
+        return [np.concatenate(col) for col in zip(*parts)]
+
+    @torch.inference_mode()
+    def predict_interval(self, space, archs) -> tuple[np.ndarray, np.ndarray]:
+        """Each architecture's ``estimator.interval`` (e.g. 90 %) latency interval, ms: ``(low, high)``; calibrated
+        when :meth:`calibrate_interval` ran on held-out measurements (job=train_predictor does, on its val split)."""
+        if self.module is None:
+            raise ConfigError("the predictor must be trained or loaded before it predicts intervals")
+        self.check_space(space)
+        resolutions = list(self.module.hparams.get("resolutions") or [])
+        lo, hi = self._batched(space, archs, resolutions, self.module.bounds)
+        return lo, hi
+
+    @torch.inference_mode()
+    def calibrate_interval(self, space, archs, latency_ms) -> float:
+        """Conformalized quantile regression (Romano et al., NeurIPS 2019): widen the quantile heads by the
+        score quantile that makes the interval cover ``interval`` of these held-out architectures (finite-sample
+        corrected); returns that offset (transformed units; negative: the heads were too wide)."""
+        hp = self.module.hparams
+        if not hp.get("interval"):
+            raise ConfigError("this predictor has no error bars to calibrate: train it with estimator.interval=0.9")
+        y = np.asarray(latency_ms, dtype=np.float64)
+        if len(y) < 2:
+            raise DataError(f"calibrating an interval needs >= 2 held-out architectures, got {len(y)}")
+        hp.interval_offset = 0.0
+        resolutions = list(hp.get("resolutions") or [])
+        lo, hi = self._batched(space, archs, resolutions, self.module.bounds)
+        t = self.module.transform
+        z, zlo, zhi = (t.forward(torch.as_tensor(v)).numpy() for v in (y, lo, hi))
+        scores = np.maximum(zlo - z, z - zhi)
+        level = min(1.0, np.ceil((len(y) + 1) * float(hp.interval)) / len(y))
+        hp.interval_offset = float(np.quantile(scores, level, method="higher"))
+        return hp.interval_offset
 
     def save(self, path) -> Path:
         if self.module is None:

@@ -45,13 +45,15 @@ class MLPPredictor(nn.Module):
     """Encoding (+ device inputs) -> hidden layers (OFA/Syed: 3 x 400, ReLU) -> 1."""
 
     def __init__(self, input_dim: int, hidden: Sequence[int] = (400, 400, 400), dropout: float = 0.0,
-                 device_dim: int = 0, num_devices: int = 0, embedding_dim: int = 0):
+                 device_dim: int = 0, num_devices: int = 0, embedding_dim: int = 0, outputs: int = 1):
         super().__init__()
         self.device_inputs = _DeviceInputs(device_dim, num_devices, embedding_dim)
-        self.net = mlp([input_dim + self.device_inputs.extra_dim, *hidden, 1], dropout)
+        self.net = mlp([input_dim + self.device_inputs.extra_dim, *hidden, int(outputs)], dropout)
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.net(self.device_inputs(batch["x"], batch)).squeeze(1)
+        """``(N,)``; with ``outputs`` > 1 (the interval's quantile heads beside the point) ``(N, outputs)``."""
+        out = self.net(self.device_inputs(batch["x"], batch))
+        return out.squeeze(1) if out.shape[1] == 1 else out
 
 
 class GCNPredictor(nn.Module):

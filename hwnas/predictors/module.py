@@ -54,9 +54,15 @@ class LatencyPredictor(pl.LightningModule):
                  weight_decay: float = 0.0, loss: str = "mse", rank_weight: float = 0.0,
                  target_transform: str = "log", target_mean: float = 0.0, target_std: float = 1.0,
                  space: str = "", encoding: str = "onehot", encoding_dim: int = 0, scheduler: str = "cosine",
-                 target: str = "latency", resolutions: tuple = ()):
-        # resolutions: the input sizes of the training set, which encoding=layers codes (one column each)
+                 target: str = "latency", resolutions: tuple = (), interval: float = 0.0,
+                 interval_offset: float = 0.0):
+        # resolutions: the input sizes of the training set, which encoding=layers codes (one column each).
+        # interval: the central coverage (e.g. 0.9) of two quantile heads beside the point output (0: none);
+        # interval_offset: their conformal widening, measured on held-out samples (calibrate_interval)
         super().__init__()
+        if not 0.0 <= float(interval) < 1.0:
+            raise ConfigError(f"estimator.interval = {interval!r} is not allowed; allowed: a coverage in (0, 1), "
+                              f"e.g. 0.9, or null (no error bars)")
         if target not in TARGETS:
             raise ConfigError(f"predictor target = {target!r} is not allowed; allowed: {', '.join(TARGETS)}")
         if loss not in LOSSES:
@@ -69,13 +75,26 @@ class LatencyPredictor(pl.LightningModule):
         self.val_metrics = latency_metrics("val/")
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.net(batch)
+        """The point prediction (transformed units)."""
+        out = self.net(batch)
+        return out[:, 0] if out.dim() == 2 else out
+
+    def bounds(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``interval`` (transformed units): the quantile heads, widened by ``interval_offset``, around the point."""
+        if not self.hparams.get("interval"):
+            raise ConfigError("this predictor has no error bars: train it with estimator.interval=0.9 (model=mlp)")
+        out = self.net(batch)
+        q = float(self.hparams.get("interval_offset", 0.0))
+        lo = torch.minimum(out[:, 1], out[:, 0]) - q
+        hi = torch.maximum(out[:, 2], out[:, 0]) + q
+        return lo, hi
 
     def predict_ms(self, batch: dict) -> torch.Tensor:
         return self.transform.inverse(self(batch))
 
     def _loss(self, batch):
-        z, target = self(batch), self.transform.forward(batch["y"])
+        out, target = self.net(batch), self.transform.forward(batch["y"])
+        z = out[:, 0] if out.dim() == 2 else out
         if self.hparams.loss == "mse":
             loss = F.mse_loss(z, target)
         elif self.hparams.loss == "l1":
@@ -84,6 +103,11 @@ class LatencyPredictor(pl.LightningModule):
             loss = F.smooth_l1_loss(z, target, beta=0.1)
         if self.hparams.rank_weight:
             loss = loss + self.hparams.rank_weight * pairwise_rank_loss(z, target)
+        if self.hparams.get("interval"):  # pinball loss of the two quantile heads
+            c = float(self.hparams.interval)
+            for head, tau in ((1, (1 - c) / 2), (2, (1 + c) / 2)):
+                err = target - out[:, head]
+                loss = loss + torch.maximum(tau * err, (tau - 1) * err).mean()
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Issue #15, item 3: per-architecture 90 % latency intervals from the MLP's quantile heads (estimator.interval=0.9),
+# calibrated on the validation split by conformalized quantile regression, scored on the test split (coverage,
+# median width relative to the prediction): HELP NB201 (Pixel 3), HELP FBNet (Raspberry Pi 4), Syed OFA (RTX 2080
+# Ti), 1,000 training architectures each, and this CPU's ONNX Runtime measurements of experiments/runtimes (300
+# subnets: 210 / 45 / 45). 3 seeds. ~15 min on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=experiments/predictor_uncertainty
+source experiments/study.sh
+COMMON="job=train_predictor estimator.interval=0.9 estimator.progress_bar=false seed=0,1,2 logger=none"
+sweep $COMMON search_space=nb201 device=help device.column=pixel3 train.samples=1000 hydra.sweep.dir=$OUT/runs/nb201
+sweep $COMMON search_space=fbnet device=help device.column=raspi4 train.samples=1000 hydra.sweep.dir=$OUT/runs/fbnet
+sweep $COMMON search_space=ofa_mbv3 device=syed device.column=rtx2080ti_b64 train.samples=1000 hydra.sweep.dir=$OUT/runs/ofa
+sweep $COMMON 'search_space.resolutions=[24,28,32]' search_space.width_mult=0.25 search_space.num_classes=10 \
+  device=table device.path=experiments/runtimes/measurements/onnxruntime.csv device.name=onnxruntime \
+  'estimator.hidden=[64]' estimator.epochs=1000 hydra.sweep.dir=$OUT/runs/onnxruntime
+hwnas job=report "report.dirs=[$OUT/runs]" "report.rows=[search_space,device.column,device.name]" \
+  "report.metrics=[interval_coverage,interval_width_pct,test/rmse_pct,test/spearman,n_train,n_val,n_test]" \
+  "report.title='90 % intervals (quantile heads, calibrated on the validation split): coverage and median width (% of the prediction) on the test split, mean ± std over 3 seeds'" \
+  report.output=$OUT/coverage.md report.readme=$OUT/README.md report.section=coverage logger=none \
+  hydra.run.dir=$OUT/runs/report_coverage
