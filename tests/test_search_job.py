@@ -258,3 +258,34 @@ def test_search_job_verifies_picks_on_a_local_device(compose_cfg, tmp_path, data
     assert "hv_ratio" not in metrics and "budget_10ms/regret" not in metrics
     picks = _rows(tmp_path / "run" / "picks.csv")
     assert float(picks[0]["true_latency_ms"]) == pytest.approx(metrics["budget_10ms/true_latency_ms"], rel=1e-3)
+
+
+def test_uncertainty_margin_searches_under_each_architectures_interval(compose_cfg, tmp_path, data_dir, nb201_model):
+    """latency_margin=uncertainty: the latency the search constrains is the upper end of a calibrated interval,
+    so every pick's upper bound is within its budget, above the point prediction of the same predictor."""
+    import numpy as np
+    from hydra.utils import instantiate
+
+    from hwnas.predictors import PredictorEstimator
+
+    base = compose_cfg(*nb201_model, f"paths.data_dir={data_dir}")
+    space, device = instantiate(base.search_space), instantiate(base.device)
+    archs, lat = device.dataset(space)
+    est = PredictorEstimator(hidden=[64], epochs=30, batch_size=64, interval=0.9, seed=0, progress_bar=False)
+    est.fit(space, archs[:400], lat[:400])
+    est.calibrate_interval(space, archs[400:600], lat[400:600])
+    path = est.save(tmp_path / "p.pt")
+    common = [*nb201_model, f"paths.data_dir={data_dir}", *EVOLUTION, "estimator=predictor",
+              f"estimator.checkpoint={path}", "search.latency_budgets=[9]", "search.plot=false", "seed=1"]
+    m = run_job(compose_cfg(*common, "search.latency_margin=uncertainty", "search.verify=true"), run_dir=tmp_path / "u")
+    pick = _rows(tmp_path / "u" / "picks.csv")[0]
+    upper = float(pick["predicted_latency_ms"])
+    point = float(est.predict(space, space.from_strings([pick["arch"]]))[0])
+    assert upper <= 9 + 1e-9 and upper > point and m["latency_margin"] == 0.0
+    plain = PredictorEstimator(hidden=[64], epochs=1, seed=0, progress_bar=False).fit(space, archs[:50], lat[:50])
+    no_bars = plain.save(tmp_path / "plain.pt")
+    with pytest.raises(ConfigError, match="estimator=predictor \\(mlp\\) has none: train a predictor with estimator.interval"):
+        run_job(compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", *EVOLUTION, "estimator=predictor",
+                            f"estimator.checkpoint={no_bars}", "search.latency_budgets=[9]",
+                            "search.latency_margin=uncertainty"), run_dir=tmp_path / "bad")
+    assert np.isfinite(m["budget_9ms/accuracy"])

@@ -19,7 +19,8 @@ from hwnas.search.constraints import Constraint, SoftPenalty, formulation
 from hwnas.search.device_check import check_on_device, check_value
 from hwnas.options import count, number
 from hwnas.search.margin import held_out, measure_margin, parse_margin
-from hwnas.search.objectives import COSTS, accuracy_metric, cost_metrics, device_latency_metric, latency_metric
+from hwnas.search.objectives import (COSTS, accuracy_metric, cost_metrics, device_latency_metric, latency_metric,
+                                     upper_latency_metric)
 from hwnas.search.problem import SearchProblem
 from hwnas.search.verify import hv_ratio, pick_records, true_latency, verify
 
@@ -51,6 +52,18 @@ def hv_reference(value) -> tuple[float, float] | None:
             number(value[1], "search.hv_reference[1] (latency ms)", 0.0, exclusive_minimum=True))
 
 
+def interval_label(estimator) -> str:
+    """The latency label of ``latency_margin=uncertainty``; a ConfigError for an estimator without error bars."""
+    hp = getattr(getattr(estimator, "module", None), "hparams", None)
+    coverage = float(hp.get("interval") or 0.0) if hp is not None else 0.0
+    if not coverage:
+        raise ConfigError(f"search.latency_margin=uncertainty searches under each architecture's error bar, and "
+                          f"estimator={estimator.label} has none: train a predictor with estimator.interval=0.9 "
+                          f"(job=train_predictor calibrates it) and give estimator.checkpoint=<its predictor.pt>")
+    return (f"estimator={estimator.label}, upper end of its {coverage:.0%} interval (calibration offset "
+            f"{float(hp.get('interval_offset', 0.0)):+.3g})")
+
+
 def run(cfg, ctx) -> dict[str, float]:
     s = cfg.search
     budgets = check_budgets(_plain(s.latency_budgets))
@@ -70,9 +83,9 @@ def run(cfg, ctx) -> dict[str, float]:
                           f"allowed: {choices_text(LATENCY_SOURCES)}")
     margin = parse_margin(s.get("latency_margin"))
     checks = check_value(0 if s.get("device_check") is None else s.get("device_check"))
-    if margin == "auto" and s.latency_source != "estimator":
-        raise ConfigError("search.latency_margin=auto measures an estimator's error: it needs "
-                          "search.latency_source=estimator")
+    if margin in ("auto", "uncertainty") and s.latency_source != "estimator":
+        raise ConfigError(f"search.latency_margin={margin} reads an estimator's error: it needs "
+                          f"search.latency_source=estimator")
     if margin == "auto":
         samples = count(s.get("margin_samples", 500), "search.margin_samples", MIN_MARGIN_SAMPLES,
                         why="held-out architectures the margin's quantile is measured on")
@@ -90,6 +103,8 @@ def run(cfg, ctx) -> dict[str, float]:
     if s.latency_source == "estimator":
         estimator = fit_from_config(instantiate(cfg.estimator), space, device)
         latency, latency_label = latency_metric(estimator, space), f"estimator={estimator.label}"
+        if margin == "uncertainty":
+            latency, latency_label, margin = upper_latency_metric(estimator, space), interval_label(estimator), 0.0
     else:
         estimator = None
         latency, latency_label = device_latency_metric(device, space), f"device={device.name}"

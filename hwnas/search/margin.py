@@ -45,20 +45,26 @@ class Margin:
                 "margin_median_error_pct": float(np.median(e) * 100)}
 
 
+#: ``search.latency_margin`` values that are not a fraction: a margin measured on held-out architectures, or
+#: each architecture's own error bar (the upper end of a calibrated interval: ``estimator.interval``)
+MARGIN_WORDS = ("auto", "uncertainty")
+
+
 def parse_margin(value) -> float | str:
-    """``search.latency_margin``: a fraction in [0, 1) or ``auto``."""
+    """``search.latency_margin``: a fraction in [0, 1), ``auto`` or ``uncertainty``."""
+    allowed = "a fraction in [0, 1), auto (set from the estimator's measured error) or uncertainty (each " \
+              "architecture's calibrated interval: estimator.interval)"
     if isinstance(value, str):
-        if value.strip().lower() == "auto":
-            return "auto"
+        if value.strip().lower() in MARGIN_WORDS:
+            return value.strip().lower()
         try:
             value = float(value)
         except ValueError:
-            raise ConfigError(f"search.latency_margin = {value!r} is not allowed; allowed: a fraction in [0, 1) "
-                              f"or auto (set from the estimator's measured error)") from None
+            raise ConfigError(f"search.latency_margin = {value!r} is not allowed; allowed: {allowed}") from None
     if value is None:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ConfigError(f"search.latency_margin = {value!r} is not allowed; allowed: a fraction in [0, 1) or auto")
+        raise ConfigError(f"search.latency_margin = {value!r} is not allowed; allowed: {allowed}")
     return float(value)
 
 

@@ -59,6 +59,14 @@ def latency_metric(estimator, space) -> Metric:
     return Metric("latency_ms", cache, "latency_ms", prior_seconds=1e-5)
 
 
+def upper_latency_metric(estimator, space) -> Metric:
+    """The upper end of each architecture's calibrated latency interval (ms), minimized: a search constrained
+    by it keeps each pick's own error bar under the budget (``search.latency_margin=uncertainty``)."""
+    cache = MemoCache(lambda archs, keys: {"latency_ms": estimator.predict_interval(space, archs)[1]}, ["latency_ms"],
+                      name=f"latency (upper end of estimator={estimator.name}'s interval)")
+    return Metric("latency_ms", cache, "latency_ms", prior_seconds=2e-5)
+
+
 def device_latency_metric(device, space) -> Metric:
     """Latency (ms) straight from a device: a table lookup, or a measurement on this machine."""
     from hwnas.devices import LocalDevice
