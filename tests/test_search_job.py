@@ -289,3 +289,10 @@ def test_uncertainty_margin_searches_under_each_architectures_interval(compose_c
                             f"estimator.checkpoint={no_bars}", "search.latency_budgets=[9]",
                             "search.latency_margin=uncertainty"), run_dir=tmp_path / "bad")
     assert np.isfinite(m["budget_9ms/accuracy"])
+    # fitted by the search job itself: calibrated on search.margin_samples table cells it was not fitted on
+    fitted = run_job(compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", *EVOLUTION, "estimator=predictor",
+                                 "estimator.fit_samples=300", "estimator.interval=0.9", "estimator.epochs=20",
+                                 "estimator.hidden=[64]", "estimator.progress_bar=false", "search.latency_budgets=[9]",
+                                 "search.latency_margin=uncertainty", "search.margin_samples=200", "search.plot=false"),
+                     run_dir=tmp_path / "fitted")
+    assert fitted["interval_calibration_n"] == 200 and np.isfinite(fitted["interval_offset"])

@@ -86,9 +86,11 @@ def run(cfg, ctx) -> dict[str, float]:
     if margin in ("auto", "uncertainty") and s.latency_source != "estimator":
         raise ConfigError(f"search.latency_margin={margin} reads an estimator's error: it needs "
                           f"search.latency_source=estimator")
-    if margin == "auto":
+    if margin in ("auto", "uncertainty"):
         samples = count(s.get("margin_samples", 500), "search.margin_samples", MIN_MARGIN_SAMPLES,
-                        why="held-out architectures the margin's quantile is measured on")
+                        why="held-out architectures the margin's quantile (or the interval's calibration) is "
+                            "measured on")
+    if margin == "auto":
         quantile = number(s.get("margin_quantile", 0.95), "search.margin_quantile", hint=" in (0, 1), e.g. 0.95")
         if not 0.0 < quantile < 1.0:
             raise ConfigError(f"search.margin_quantile = {quantile} must lie in (0, 1), e.g. 0.95")
@@ -97,6 +99,7 @@ def run(cfg, ctx) -> dict[str, float]:
     device = instantiate(cfg.device)
 
     # ---- objectives and constraints
+    extra_metrics: dict[str, float] = {}
     source = (instantiate(cfg.accuracy) if cfg.get("accuracy") is not None
               else default_accuracy(space, cfg.paths.get("data_dir")))
     source.prepare(space, ctx.run_dir)
@@ -104,6 +107,12 @@ def run(cfg, ctx) -> dict[str, float]:
         estimator = fit_from_config(instantiate(cfg.estimator), space, device)
         latency, latency_label = latency_metric(estimator, space), f"estimator={estimator.label}"
         if margin == "uncertainty":
+            interval_label(estimator)  # (an estimator without error bars stops here)
+            if getattr(estimator, "fit_keys", None):  # fitted by this job: calibrated on architectures it has not seen
+                archs, true_ms = held_out(estimator, space, device, s.get("margin_data"), samples,
+                                          int(cfg.get("seed", 0)))
+                extra_metrics.update(interval_offset=estimator.calibrate_interval(space, archs, true_ms),
+                                     interval_calibration_n=len(archs))
             latency, latency_label, margin = upper_latency_metric(estimator, space), interval_label(estimator), 0.0
     else:
         estimator = None
@@ -112,7 +121,6 @@ def run(cfg, ctx) -> dict[str, float]:
     problem = SearchProblem(space, [accuracy_metric(source, space), latency],
                             [(costs[k], Constraint(k, float(v), hard)) for k, v in limits.items()], penalty)
 
-    extra_metrics: dict[str, float] = {}
     if margin == "auto":
         archs, true_ms = held_out(estimator, space, device, s.get("margin_data"), samples, int(cfg.get("seed", 0)))
         measured = measure_margin(estimator, space, archs, true_ms, quantile)
