@@ -51,6 +51,11 @@ for dev in $DEVICES; do
     sweep $COMMON $M search.latency_source=estimator estimator=table estimator.device=$dev \
       "estimator.path=$OUT/runs/transfer/seed\${seed}/predictions.csv" hydra.sweep.dir=$RUNS/transfer$S
   done
+  # 2c. the MLP with per-cell error bars: searched under the upper end of its 90 % interval (quantile heads,
+  #     calibrated on 500 cells it was not fitted on), beside latency_margin=auto's one margin for all cells
+  sweep $COMMON search.latency_margin=uncertainty search.latency_source=estimator estimator=predictor \
+    estimator.fit_samples=100,1000 estimator.interval=0.9 estimator.progress_bar=false \
+    hydra.sweep.dir=$RUNS/predictor_uncertainty
 done
 
 # 3. tables, into README.md
@@ -62,6 +67,10 @@ report margin "report.dirs=[$OUT/runs/search]" "report.where=['search.latency_ma
   "report.rows=[estimator,estimator.fit_samples]" \
   "report.metrics=[latency_margin,margin_median_abs_error_pct,violations,beyond_margin,max_violation_pct,mean_regret,hv_ratio]" \
   "report.title='latency_margin=auto: the margin set per run (95 % quantile of underestimate on 500 unseen cells), violations and picks beyond the margin (of 3 budgets); mean ± std over devices x seeds'"
+margin_dirs=$(for d in $DEVICES; do printf "$OUT/runs/search/$d/predictor_margin,$OUT/runs/search/$d/predictor_uncertainty,"; done | sed 's/,$//')
+report uncertainty "report.dirs=[$margin_dirs]" "report.rows=[estimator.fit_samples,search.latency_margin]" \
+  "report.metrics=[violations,max_violation_pct,mean_regret,max_regret,hv_ratio,latency_margin,interval_offset]" \
+  "report.title='The MLP predictor under one measured margin (auto) and under the upper end of each cell calibrated 90 % interval (uncertainty): violations (of 3 budgets), regret (accuracy points), hypervolume ratio; mean ± std over 6 devices x 3 seeds'"
 report search "report.dirs=[$OUT/runs/search]" \
   "report.rows=[device.column,search.latency_budgets,search.latency_source,estimator,estimator.fit_samples,search.latency_margin]" \
   "report.metrics=[$METRICS]" \
