@@ -197,7 +197,8 @@ class PredictorEstimator(LatencyEstimator):
                 "model_kwargs.node_features": "encoding width (search_space)",
                 "model_kwargs.num_devices": "set of training devices", "model_kwargs.device_dim": "device representation",
                 "model_kwargs.embedding_dim": "embedding_dim", "lr": "estimator.lr",
-                "weight_decay": "estimator.weight_decay", "loss": "estimator.loss", "rank_weight": "estimator.rank_weight", "interval": "estimator.interval",
+                "weight_decay": "estimator.weight_decay", "loss": "estimator.loss", "rank_weight": "estimator.rank_weight",
+                "interval": "estimator.interval",
                 "scheduler": "estimator.scheduler", "target_transform": "estimator.target_transform",
                 "target_mean": data, "target_std": data}
 

@@ -85,6 +85,8 @@ class LatencyPredictor(pl.LightningModule):
             raise ConfigError("this predictor has no error bars: train it with estimator.interval=0.9 (model=mlp)")
         out = self.net(batch)
         q = float(self.hparams.get("interval_offset", 0.0))
+        # exactly the conformal set {y: max(lo - y, y - hi) <= q} of calibrate_interval's score (its coverage
+        # guarantee holds for this form; with q < 0, heads that were too wide, it may exclude the point)
         lo = torch.minimum(out[:, 1], out[:, 0]) - q
         hi = torch.maximum(out[:, 2], out[:, 0]) + q
         return lo, hi
