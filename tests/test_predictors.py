@@ -277,6 +277,7 @@ def test_interval_heads_after_calibration_cover_and_widen_where_latency_is_noisi
     assert 0.84 <= covered.mean() <= 0.96, (covered.mean(), offset)
     assert np.median(width[noisy[800:]]) > 1.5 * np.median(width[~noisy[800:]])  # 1.8 here; one global width: 1
     assert np.all(lo <= pred) and np.all(pred <= hi)
+    assert [len(v) for v in est.predict_interval(space, [])] == [0, 0]
     again = PredictorEstimator(checkpoint=str(est.save(tmp_path / "p.pt")))  # the calibration is saved with it
     assert np.allclose(again.predict_interval(space, archs[800:])[1], hi, rtol=1e-5)
 

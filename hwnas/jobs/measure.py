@@ -27,8 +27,7 @@ from hwnas.io import write_csv
 from hwnas.devices.runtimes import Compiled
 from hwnas.measure import MeasurementStore, provenance
 from hwnas.measure.harness import Timing
-from hwnas.measure.probes import ProbeSet
-from hwnas.measure.probes import drift as session_drift
+from hwnas.measure.probes import ProbeSet, drift as session_drift
 from hwnas.options import count, seed
 
 COLUMNS = ["arch", "latency_ms", "p90_ms", "p99_ms", "std_ms", "iqr_ms", "min_ms", "raw_ms", "drift", "repeats",

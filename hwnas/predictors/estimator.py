@@ -213,22 +213,21 @@ class PredictorEstimator(LatencyEstimator):
 
     @torch.inference_mode()
     def _predict(self, space, archs) -> np.ndarray:
+        return self._batched(space, archs, 1, lambda feats: (self.module(feats),))[0]
+
+    def _batched(self, space, archs, n_outputs: int, outputs) -> list[np.ndarray]:
+        """``outputs(features)`` (a tuple of ``n_outputs`` transformed-unit tensors) over ``archs`` in chunks, in
+        ms; first checked: the space, and (encoding=layers) that every resolution is one the fit saw."""
         self.check_space(space)
         hp = self.module.hparams
         resolutions = list(hp.get("resolutions") or [])
         if hp.encoding == "layers" and resolutions:
-            seen = set(resolutions)
-            unseen = sorted({int(a.r) for a in archs} - seen)
+            unseen = sorted({int(a.r) for a in archs} - set(resolutions))
             if unseen:
                 raise DataError(f"predictor{f' {self.checkpoint!r}' if self.checkpoint else ''} (encoding=layers) was "
                                 f"fitted at resolutions {', '.join(map(str, resolutions))} and predicts only those; "
                                 f"asked for {', '.join(map(str, unseen[:5]))}: restrict search_space.resolutions or "
                                 f"fit with estimator.encoding=onehot")
-        return self._batched(space, archs, resolutions, lambda feats: (self.module(feats),))[0]
-
-    def _batched(self, space, archs, resolutions, outputs) -> list[np.ndarray]:
-        """``outputs(features)`` (a tuple of transformed-unit tensors) over ``archs`` in chunks, in ms."""
-        hp = self.module.hparams
         # wide encodings (layers: thousands of columns) in chunks of at most ~64 MB of inputs
         step = max(1, min(self.predict_batch_size, 16_000_000 // max(1, int(hp.encoding_dim))))
         parts: list[list[np.ndarray]] = []
@@ -242,7 +241,7 @@ class PredictorEstimator(LatencyEstimator):
                 zs = outputs(feats)
             parts.append([self.module.transform.inverse(z.double()).numpy() for z in zs])
         if not parts:
-            return [np.zeros(0)] * 3
+            return [np.zeros(0) for _ in range(n_outputs)]
         return [np.concatenate(col) for col in zip(*parts)]
 
     @torch.inference_mode()
@@ -251,9 +250,7 @@ class PredictorEstimator(LatencyEstimator):
         when :meth:`calibrate_interval` ran on held-out measurements (job=train_predictor does, on its val split)."""
         if self.module is None:
             raise ConfigError("the predictor must be trained or loaded before it predicts intervals")
-        self.check_space(space)
-        resolutions = list(self.module.hparams.get("resolutions") or [])
-        lo, hi = self._batched(space, archs, resolutions, self.module.bounds)
+        lo, hi = self._batched(space, archs, 2, self.module.bounds)
         return lo, hi
 
     @torch.inference_mode()
@@ -268,8 +265,7 @@ class PredictorEstimator(LatencyEstimator):
         if len(y) < 2:
             raise DataError(f"calibrating an interval needs >= 2 held-out architectures, got {len(y)}")
         hp.interval_offset = 0.0
-        resolutions = list(hp.get("resolutions") or [])
-        lo, hi = self._batched(space, archs, resolutions, self.module.bounds)
+        lo, hi = self._batched(space, archs, 2, self.module.bounds)
         t = self.module.transform
         z, zlo, zhi = (t.forward(torch.as_tensor(v)).numpy() for v in (y, lo, hi))
         scores = np.maximum(zlo - z, z - zhi)
