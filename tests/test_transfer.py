@@ -26,6 +26,8 @@ QUIET = dict(progress_bar=False)
 TINY = ["logger=none", "estimator.hidden=[64,64]", "transfer.pretrain.archs_per_device=150",
         "transfer.pretrain.epochs=2", "transfer.adapt.steps=5", "transfer.flops_baseline=false",
         "estimator.progress_bar=false"]
+#: the network head (fine-tune the pretrained network on the K samples) instead of the default ridge head
+NET = [*TINY, "transfer.adapt.head=network"]
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +196,7 @@ def _read(path):
 
 def test_transfer_job_predicts_every_arch_and_reuses_pretraining(compose_cfg, tmp_path, data_dir):
     cfg = compose_cfg("job=transfer", "task=fbnet_F2", f"paths.data_dir={data_dir}",
-                      "transfer.test_devices=[1080ti_1,titanxp_1]", *TINY)
+                      "transfer.test_devices=[1080ti_1,titanxp_1]", *NET)
     run = tmp_path / "run"
     m = run_job(cfg, run_dir=run)
     rows = _read(run / "predictions.csv")
@@ -221,7 +223,7 @@ def test_transfer_job_predicts_every_arch_and_reuses_pretraining(compose_cfg, tm
     assert resumed["spearman_mean"] == pytest.approx(m["spearman_mean"], abs=1e-6)
     # another configuration does not reuse a stale model
     other = run_job(compose_cfg("job=transfer", "task=fbnet_F2", f"paths.data_dir={data_dir}",
-                                "transfer.test_devices=[1080ti_1]", "transfer.representation=[embedding]", *TINY),
+                                "transfer.test_devices=[1080ti_1]", "transfer.representation=[embedding]", *NET),
                     run_dir=run)
     assert other["pretrain_reused"] == 0
 
@@ -236,7 +238,7 @@ def test_transfer_job_user_target_and_hwgen(compose_cfg, tmp_path, data_dir):
         w.writerows([a, f"{v:.6g}"] for a, v in zip(wide.archs[:400], lat[:400]))  # 400 (fixture: 300)
     sources = "transfer.source_devices=[pixel3,samsung_a50,silver_4114]"
     m = run_job(compose_cfg("job=transfer", "search_space=nb201", f"paths.data_dir={data_dir}", sources,
-                            f"transfer.target.path={target}", "transfer.selection=encoding_diverse", *TINY),
+                            f"transfer.target.path={target}", "transfer.selection=encoding_diverse", *NET),
                 run_dir=tmp_path / "few")
     rows = _read(tmp_path / "few" / "predictions.csv")
     assert len(rows) == table_rows(400) and {r["device"] for r in rows} == {"my_device"} and "spearman_my_device" in m
@@ -270,6 +272,10 @@ def test_finetune_job_from_a_base_checkpoint(compose_cfg, tmp_path, data_dir, nb
     (["transfer.source_devices=[gold_6226,1080ti_1]"], r"target device '1080ti_1' is also a source device"),
     (["search_space=nb201"], r"task=fbnet_F2 is a fbnet task but search_space=nb201"),
     (["transfer.method=finetune"], r"transfer.method=finetune needs transfer.base=<predictor.pt>"),
+    (["transfer.adapt.head=magic"], r"transfer.adapt.head = 'magic' is not allowed; allowed: ridge, network"),
+    (["transfer.adapt.features=[vibes]"], r"transfer.adapt.features = \['vibes'\] is not allowed; choose one or more "
+                                          r"of sources, ops, costs"),
+    (["transfer.adapt.features=[[costs],ops]"], r"give a list of features .* or a list of such lists"),
 ])
 def test_bad_values_raise_config_error(compose_cfg, tmp_path, data_dir, overrides, message):
     cfg = compose_cfg("job=transfer", "task=fbnet_F2", f"paths.data_dir={data_dir}", *TINY, *overrides)
@@ -292,7 +298,7 @@ def test_the_same_seed_gives_the_same_figures_whatever_the_process_did_before(co
     import random
 
     cfg = compose_cfg("job=transfer", "task=nb201_ND", f"paths.data_dir={data_dir}", "transfer.test_devices=[pixel2]",
-                      *TINY)
+                      *NET)
     results = []
     for i, run in enumerate(("a", "b")):
         torch.manual_seed(100 + i), np.random.seed(100 + i), random.seed(100 + i)  # another history before the run

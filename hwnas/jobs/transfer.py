@@ -24,10 +24,14 @@ from hwnas.metrics import MIN_SCORED, evaluate_predictions
 from hwnas.options import count, number, seed
 from hwnas.predictors import PredictorEstimator
 from hwnas.predictors.module import load_into
+from hwnas.predictors.stacking import DEFAULT_RECIPE, StackedPredictor, arch_blocks, check_recipe
 from hwnas.predictors.transfer import (REPRESENTATIONS, SELECTIONS, MultiDevicePredictor, cached_pretrain,
                                        fine_tune, fingerprint_key, select_samples)
 
 METHODS = ("few_shot", "finetune", "hwgen")
+#: How a few-shot transfer maps to the new device: fine-tune the pretrained network, or a ridge regression
+#: on the source devices' latencies and operation counts (hwnas/predictors/stacking.py).
+HEADS = ("ridge", "network")
 DEFAULT_SAMPLES = {"few_shot": 20, "finetune": 700}
 #: The published figures of a task (its ``published``) are few-shot from this many samples per test device.
 PUBLISHED_SAMPLES = 20
@@ -85,9 +89,15 @@ def _options(cfg) -> dict:
                         why="target measurements to adapt from: a device's scale needs two")
         samples = DEFAULT_SAMPLES[method] if samples is None else samples
     pretrain, adapt, finetune = t.pretrain, t.adapt, t.finetune
+    head = str(adapt.get("head", "ridge"))
+    if head not in HEADS:
+        raise ConfigError(f"transfer.adapt.head = {head!r} is not allowed; allowed: {choices_text(HEADS)}")
+    features = adapt.get("features")
+    features = check_recipe(DEFAULT_RECIPE if features is None else
+                            OmegaConf.to_container(features) if OmegaConf.is_config(features) else features)
     per_device = count(pretrain.get("archs_per_device"), "transfer.pretrain.archs_per_device", 2, allow_none=True,
                        why="architecture-latency pairs per source device; null: all of the table")
-    return dict(method=method, selection=selection, representation=representation, samples=samples,
+    return dict(method=method, selection=selection, head=head, features=features, representation=representation, samples=samples,
                 seed=seed(t.seed, "transfer.seed"), per_device=per_device,
                 embedding_dim=count(t.embedding_dim, "transfer.embedding_dim", 1 if "embedding" in representation else 0,
                                     why="the width of the learned device embedding"),
@@ -307,7 +317,18 @@ def _few_shot(cfg, ctx, opts, space) -> dict:
                               batch_size=opts["pretrain_batch_size"], seed=opts["seed"],
                               work_dir=ctx.path(f"pretrain/{fingerprint_key(fingerprint)}"))
 
-    model, reused = _pretrain(ctx, "pretrained.pt", fingerprint, build, estimator, bool(t.cache))
+    state = {}
+
+    def pretrained():  # the network: the network head, and the ridge head's source latencies of unmeasured archs
+        if "model" not in state:
+            state["model"], state["reused"] = _pretrain(ctx, "pretrained.pt", fingerprint, build, estimator,
+                                                        bool(t.cache))
+        return state["model"]
+
+    head = opts["head"]
+    stack = _Stacking(space, wide, archs, sources, opts["features"], pretrained) if head == "ridge" else None
+    if stack is None:
+        pretrained()
     metrics, rows, adapt_seconds = {}, [], 0.0
     for target in targets:
         if user is not None:
@@ -316,18 +337,63 @@ def _few_shot(cfg, ctx, opts, space) -> dict:
         else:
             adapted = ref_rows
         flops = _target_flops(space, target, all_flops, bool(t.flops_baseline))
-        predictor = model.adapt(space, target.name, reference_archs, target.latency_ms[adapted], target.descriptor,
-                                steps=opts["adapt_steps"], lr=opts["adapt_lr"],
-                                freeze_layers=opts["adapt_freeze"], embedding_init=str(t.adapt.embedding_init),
-                                seed=opts["seed"])
+        if stack is not None:
+            src, blocks = stack.inputs(target)
+            predictor = stack.predictor().fit(space, reference_archs, target.latency_ms[adapted], src[adapted],
+                                              {f: b[adapted] for f, b in blocks.items()})
+            pred = predictor.predict_with(space, target.archs, src, blocks)
+        else:
+            predictor = pretrained().adapt(space, target.name, reference_archs, target.latency_ms[adapted],
+                                           target.descriptor, steps=opts["adapt_steps"], lr=opts["adapt_lr"],
+                                           freeze_layers=opts["adapt_freeze"],
+                                           embedding_init=str(t.adapt.embedding_init), seed=opts["seed"])
+            pred = predictor.predict(space, target.archs)
         adapt_seconds += predictor.train_seconds
-        pred = predictor.predict(space, target.archs)
         metrics.update(_score(target, pred, adapted, flops))
         rows += _rows(space, target, pred, adapted)
     _write_predictions(ctx, rows)
+    model = state.get("model")
     return {**metrics, "n_samples": k, "n_sources": len(sources), "n_targets": len(targets),
-            "n_pretrain_pairs": sum(len(p[0]) for p in pairs.values()), "pretrain_seconds": model.train_seconds,
-            "pretrain_reused": int(reused), "adapt_seconds": adapt_seconds}, [tg.name for tg in targets], sources
+            "n_pretrain_pairs": sum(len(p[0]) for p in pairs.values()) if model is not None else 0,
+            "pretrain_seconds": model.train_seconds if model is not None else 0.0,
+            "pretrain_reused": int(state.get("reused", False)), "adapt_seconds": adapt_seconds}, \
+        [tg.name for tg in targets], sources
+
+
+class _Stacking:
+    """The ridge head's inputs: source devices' latencies (table, else the pretrained network) and op counts/costs."""
+
+    def __init__(self, space, wide, archs, sources, recipe, pretrained):
+        self.space, self.recipe, self.pretrained = space, recipe, pretrained
+        self.uses = {f for member in recipe for f in member}
+        self.table = np.stack([wide.column(d) for d in sources], axis=1)
+        self.blocks = arch_blocks(space, archs, self.uses)
+
+    def predictor(self) -> StackedPredictor:
+        return StackedPredictor(self.recipe, source_latency=self.source_latency)
+
+    def source_latency(self, space, archs) -> np.ndarray:
+        """Latencies of ``archs`` on the source devices as the pretrained network predicts them."""
+        model = self.pretrained()
+        return np.stack([model.unscale(s, model._predict_z(model.module, space, list(archs), s))
+                         for s in model.sources], axis=1)
+
+    def inputs(self, target: Target) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Source latencies and architecture blocks of every architecture of ``target``."""
+        rows = target.rows if target.rows is not None else np.full(len(target.archs), -1)
+        have = rows >= 0
+        src = np.empty((len(rows), self.table.shape[1]))
+        src[have] = self.table[rows[have]]
+        blocks = {f: np.empty((len(rows), b.shape[1])) for f, b in self.blocks.items()}
+        for f, b in self.blocks.items():
+            blocks[f][have] = b[rows[have]]
+        if not have.all():
+            missing = [a for a, h in zip(target.archs, have) if not h]
+            for f, b in arch_blocks(self.space, missing, self.uses).items():
+                blocks[f][~have] = b
+            if "sources" in self.uses:
+                src[~have] = self.source_latency(self.space, missing)
+        return src, blocks
 
 
 def _pretrain(ctx, name: str, fingerprint: dict, build, estimator, cache: bool):

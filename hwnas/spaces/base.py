@@ -222,6 +222,21 @@ class SearchSpace(ABC):
         """Float one-hot encoding, one block per gene: ``(N, encoding_dim)``."""
         return one_hot_genomes(self.genome_array(archs), self.n_choices)
 
+    def op_counts(self, archs: Sequence[Arch]) -> np.ndarray:
+        """How many genes of ``archs`` take each choice, ``(N, columns)``: the operation histogram that
+        NASFLAT-style operation features use (FBNet: blocks of each of its 9 types; NB201: edges of each
+        of its 5 operations). Genes with the same choices share a block of columns (OFA: kernel sizes,
+        expansions, depths apart)."""
+        genomes = self.genome_array(archs)
+        groups: dict[tuple, list[int]] = {}
+        for i, gene in enumerate(self.genes):
+            groups.setdefault(tuple(gene.choices), []).append(i)
+        cols = []
+        for choices, genes in groups.items():
+            block = genomes[:, genes]
+            cols += [(block == c).sum(axis=1) for c in range(len(choices))]
+        return np.stack(cols, axis=1).astype(np.int64) if cols else np.zeros((len(genomes), 0), dtype=np.int64)
+
     def encode_layers(self, archs: Sequence[Arch], resolutions: Sequence[int] = ()) -> torch.Tensor:
         """Indicators of each layer's configuration, for latency models additive over layers
         (``estimator.encoding=layers``): one column per (layer, choice) a network can contain. Here, the
