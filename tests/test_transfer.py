@@ -261,6 +261,21 @@ def test_finetune_job_from_a_base_checkpoint(compose_cfg, tmp_path, data_dir, nb
     assert m["n_samples"] == 100 and np.isfinite(m["spearman_raspi4"]) and np.isfinite(m["rmse_ms_unseen_raspi4"])
     assert (tmp_path / "ft" / "predictor.pt").exists()
     assert len(_read(tmp_path / "ft" / "predictions.csv")) == table_rows(15_625)
+    # fallback=flops (default): 5-fold cross-validation on the 100 samples keeps the network, FLOPs fitted on
+    # them, their blend or the network tuned on latency / FLOPs fit; a 2-epoch base tuned for 2 epochs loses to FLOPs on a Raspberry Pi
+    choices = ("finetuned", "flops", "blend", "residual")
+    cv = {c: m[f"cv_rmse_log_{c}_raspi4"] for c in choices}
+    assert m["choice_raspi4"] == choices.index(min(cv, key=cv.get)) != 0, cv
+    assert m["rmse_pct_unseen_raspi4"] < m["network_rmse_pct_unseen_raspi4"]
+    if m["choice_raspi4"] == 1:
+        assert m["rmse_pct_unseen_raspi4"] == pytest.approx(m["flops_fit_rmse_pct_unseen_raspi4"])
+    plain = run_job(compose_cfg("job=transfer", "transfer.method=finetune", f"transfer.base={path}",
+                                "search_space=nb201", "device=help", "device.column=raspi4",
+                                f"paths.data_dir={data_dir}", "transfer.samples=100", "transfer.finetune.epochs=2",
+                                "transfer.finetune.fallback=none", *TINY), run_dir=tmp_path / "plain")
+    assert plain["choice_raspi4"] == 0 and "cv_rmse_log_flops_raspi4" not in plain
+    assert plain["rmse_pct_unseen_raspi4"] == pytest.approx(plain["network_rmse_pct_unseen_raspi4"])
+    assert plain["network_rmse_pct_unseen_raspi4"] == pytest.approx(m["network_rmse_pct_unseen_raspi4"])
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -272,6 +287,7 @@ def test_finetune_job_from_a_base_checkpoint(compose_cfg, tmp_path, data_dir, nb
     (["transfer.source_devices=[gold_6226,1080ti_1]"], r"target device '1080ti_1' is also a source device"),
     (["search_space=nb201"], r"task=fbnet_F2 is a fbnet task but search_space=nb201"),
     (["transfer.method=finetune"], r"transfer.method=finetune needs transfer.base=<predictor.pt>"),
+    (["transfer.finetune.fallback=lut"], r"transfer.finetune.fallback = 'lut' is not allowed; allowed: flops, none"),
     (["transfer.adapt.head=magic"], r"transfer.adapt.head = 'magic' is not allowed; allowed: ridge, network"),
     (["transfer.adapt.features=[vibes]"], r"transfer.adapt.features = \['vibes'\] is not allowed; choose one or more "
                                           r"of sources, ops, costs"),

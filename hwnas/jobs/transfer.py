@@ -19,6 +19,9 @@ from hwnas.data.tables import load_fbnet_latency, load_nb201_latency
 from hwnas.devices import TableDevice
 from hwnas.devices.specs import descriptor_for
 from hwnas.errors import ConfigError, choices_text
+from hwnas.estimators.flops import FlopsEstimator
+from hwnas.estimators.hybrid import ResidualEstimator
+from hwnas.estimators.selection import BLEND, Blend, cross_validate
 from hwnas.io import write_csv
 from hwnas.metrics import MIN_SCORED, evaluate_predictions
 from hwnas.options import count, number, seed
@@ -32,6 +35,11 @@ METHODS = ("few_shot", "finetune", "hwgen")
 #: How a few-shot transfer maps to the new device: fine-tune the pretrained network, or a ridge regression
 #: on the source devices' latencies and operation counts (hwnas/predictors/stacking.py).
 HEADS = ("ridge", "network")
+#: transfer.method=finetune: flops = cross-validate the fine-tuned network against FLOPs fitted on the same
+#: samples, their blend and the network fine-tuned on latency / FLOPs fit (hwnas/estimators/hybrid.py), and keep
+#: the winner (hwnas/estimators/selection.py); none = the network always.
+FALLBACKS = ("flops", "none")
+CHOICES = ("finetuned", "flops", BLEND, "residual")
 DEFAULT_SAMPLES = {"few_shot": 20, "finetune": 700}
 #: The published figures of a task (its ``published``) are few-shot from this many samples per test device.
 PUBLISHED_SAMPLES = 20
@@ -109,7 +117,17 @@ def _options(cfg) -> dict:
                 adapt_freeze=count(adapt.freeze_layers, "transfer.adapt.freeze_layers", 0),
                 finetune_freeze=count(finetune.freeze_layers, "transfer.finetune.freeze_layers", 0),
                 finetune_epochs=count(finetune.epochs, "transfer.finetune.epochs", 1),
-                finetune_lr=number(finetune.lr, "transfer.finetune.lr", 0.0, exclusive_minimum=True))
+                finetune_lr=number(finetune.lr, "transfer.finetune.lr", 0.0, exclusive_minimum=True),
+                finetune_fallback=_fallback(finetune.get("fallback", "flops")),
+                finetune_folds=count(finetune.get("folds", 5), "transfer.finetune.folds", 2,
+                                     why="cross-validation folds of the target samples (fallback=flops)"))
+
+
+def _fallback(value) -> str:
+    value = "none" if value is None else str(value)
+    if value not in FALLBACKS:
+        raise ConfigError(f"transfer.finetune.fallback = {value!r} is not allowed; allowed: {choices_text(FALLBACKS)}")
+    return value
 
 
 def _check_samples(k: int, targets: list["Target"]) -> None:
@@ -230,7 +248,8 @@ def _score(target: Target, pred: np.ndarray, adapted: np.ndarray, flops: np.ndar
 
 def _summary(metrics: dict, names: list[str], published: dict) -> dict[str, float]:
     out = dict(metrics)
-    for k in (*PER_DEVICE, "spearman_unseen", "rmse_ms_unseen", "rmse_pct_unseen", "kendall_unseen", "flops_spearman"):
+    for k in (*PER_DEVICE, "spearman_unseen", "rmse_ms_unseen", "rmse_pct_unseen", "kendall_unseen", "flops_spearman",
+              *(f"{m}_{x}_unseen" for m in ("network", "flops_fit", "residual") for x in ("rmse_ms", "rmse_pct", "spearman"))):
         values = [metrics[f"{k}_{n}"] for n in names if f"{k}_{n}" in metrics]
         if values:
             out[f"{k}_mean"] = float(np.mean(values))
@@ -486,16 +505,44 @@ def _finetune(cfg, ctx, opts, space) -> dict:
         k = opts["samples"]
         flops = _flops(space, target.archs, opts["selection"] == "flops_quantile" or bool(t.flops_baseline))
         adapted = select_samples(space, target.archs, k, opts["selection"], opts["seed"], flops=flops)
-        tuned = fine_tune(base, space, [target.archs[i] for i in adapted], target.latency_ms[adapted],
-                          freeze_layers=opts["finetune_freeze"], epochs=opts["finetune_epochs"],
-                          lr=opts["finetune_lr"], seed=opts["seed"])
+        fit_archs, fit_ms = [target.archs[i] for i in adapted], target.latency_ms[adapted]
+
+        def tune(a, y):
+            return fine_tune(base, space, a, y, freeze_layers=opts["finetune_freeze"], epochs=opts["finetune_epochs"],
+                             lr=opts["finetune_lr"], seed=opts["seed"])
+
+        def flops_fit(a, y):
+            return FlopsEstimator(fit_samples=len(y)).fit(space, a, y)
+
+        def residual(a, y):  # the network fine-tuned on latency / (FLOPs fitted on the same samples)
+            return ResidualEstimator(FlopsEstimator(fit_samples=len(y)), tune).fit(space, a, y)
+
+        tuned = tune(fit_archs, fit_ms)
         seconds += tuned.train_seconds
         tuned.save(ctx.path("predictor.pt" if len(targets) == 1 else f"predictor_{target.name}.pt"))
-        pred = tuned.predict(space, target.archs)
+        baseline = flops_fit(fit_archs, fit_ms)  # FLOPs fitted on the same samples: beside every result
+        corrected = residual(fit_archs, fit_ms)
+        chosen, choice = tuned, "finetuned"
+        if opts["finetune_fallback"] == "flops" and k >= 3:  # every fold keeps >= 2 samples to fit on
+            errors = cross_validate({"finetuned": tune, "flops": flops_fit}, space, fit_archs, fit_ms,
+                                    folds=opts["finetune_folds"], seed=opts["seed"])
+            errors.update(cross_validate({"residual": residual}, space, fit_archs, fit_ms,
+                                         folds=opts["finetune_folds"], seed=opts["seed"]))
+            choice = min(errors, key=errors.get)
+            chosen = {"finetuned": tuned, "flops": baseline, BLEND: Blend([tuned, baseline]),
+                      "residual": corrected}[choice]
+            metrics.update({f"cv_rmse_log_{name}_{target.name}": e for name, e in errors.items()})
+            print(f"job=transfer: {target.name}: {opts['finetune_folds']}-fold cross-validation on the {k} samples "
+                  f"(RMSE of log latency: " + ", ".join(f"{n} {e:.3f}" for n, e in errors.items()) + f") keeps {choice}")
+        metrics[f"choice_{target.name}"] = float(CHOICES.index(choice))
+        pred = chosen.predict(space, target.archs)
         metrics.update(_score(target, pred, adapted, flops if t.flops_baseline else None))
         unseen = np.setdiff1d(np.arange(len(pred)), adapted)
         held = evaluate_predictions(pred[unseen], target.latency_ms[unseen])
         metrics.update({f"{k}_unseen_{target.name}": held[k] for k in ("rmse_ms", "rmse_pct", "kendall")})
+        for name, model in (("network", tuned), ("flops_fit", baseline), ("residual", corrected)):
+            m = evaluate_predictions(model.predict(space, [target.archs[i] for i in unseen]), target.latency_ms[unseen])
+            metrics.update({f"{name}_{k}_unseen_{target.name}": m[k] for k in ("rmse_ms", "rmse_pct", "spearman")})
         rows += _rows(space, target, pred, adapted)
     _write_predictions(ctx, rows)
     return {**metrics, "n_samples": opts["samples"], "n_targets": len(targets), "adapt_seconds": seconds}, \
