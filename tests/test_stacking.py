@@ -84,7 +84,7 @@ def test_a_recipe_of_several_fits_is_their_geometric_mean(nb201):
 
 def test_bad_recipes_and_samples_are_refused(nb201):
     space, wide, archs = nb201
-    with pytest.raises(ConfigError, match=r"\['flops'\] is not allowed; choose one or more of sources, ops, costs"):
+    with pytest.raises(ConfigError, match=r"\['flops'\] is not allowed; choose one or more of sources, ops, costs, genes"):
         check_recipe(["flops"])
     with pytest.raises(ConfigError, match=r"a list of features .* or a list of such lists"):
         check_recipe([["costs"], "ops"])
@@ -96,7 +96,7 @@ def test_bad_recipes_and_samples_are_refused(nb201):
     with pytest.raises(DataError, match=r"source latencies must be positive"):
         StackedPredictor(["sources"]).fit(space, archs[:5], wide.column("pixel3")[:5], np.zeros((5, 2)))
     blocks = arch_blocks(space, archs[:4])
-    assert blocks["ops"].shape == (4, 5) and blocks["costs"].shape == (4, 2)
+    assert blocks["ops"].shape == (4, 5) and blocks["costs"].shape == (4, 2) and blocks["genes"].shape == (4, 30)
 
 
 def _read(path):

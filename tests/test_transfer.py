@@ -290,7 +290,7 @@ def test_finetune_job_from_a_base_checkpoint(compose_cfg, tmp_path, data_dir, nb
     (["transfer.finetune.fallback=lut"], r"transfer.finetune.fallback = 'lut' is not allowed; allowed: flops, none"),
     (["transfer.adapt.head=magic"], r"transfer.adapt.head = 'magic' is not allowed; allowed: ridge, network"),
     (["transfer.adapt.features=[vibes]"], r"transfer.adapt.features = \['vibes'\] is not allowed; choose one or more "
-                                          r"of sources, ops, costs"),
+                                          r"of sources, ops, costs, genes"),
     (["transfer.adapt.features=[[costs],ops]"], r"give a list of features .* or a list of such lists"),
 ])
 def test_bad_values_raise_config_error(compose_cfg, tmp_path, data_dir, overrides, message):

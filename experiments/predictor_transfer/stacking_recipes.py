@@ -38,8 +38,11 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "task"
 
 def _recipes() -> dict:
     single = {"+".join(f): [f] for f in feature_sets()}
-    return {**single, "mean of all 7": [m[0] for m in single.values()],
-            "mean of those with costs": [m[0] for m in single.values() if "costs" in m[0]]}
+    return {**single, f"mean of all {len(single)}": [m[0] for m in single.values()],
+            "mean of the 7 without genes": [m[0] for m in single.values() if "genes" not in m[0]],
+            "mean of those with costs": [m[0] for m in single.values() if "costs" in m[0]],
+            "mean of those with costs, without genes": [m[0] for m in single.values()
+                                                        if "costs" in m[0] and "genes" not in m[0]]}
 
 
 def _kind(device: str) -> str:

@@ -25,7 +25,7 @@ from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.estimators.base import LatencyEstimator
 
 #: The inputs a stacked predictor may regress on.
-FEATURES = ("sources", "ops", "costs")
+FEATURES = ("sources", "ops", "costs", "genes")
 #: The default recipe: the mean of the log predictions of four ridge fits, every feature set with the costs.
 #: Chosen on source devices only (experiments/predictor_transfer/stacking_recipes.md: best leave-one-train-
 #: device-out Spearman when the held-out device's own kind, e.g. every GPU, is removed from its sources).
@@ -62,11 +62,13 @@ def feature_sets() -> list[list[str]]:
 
 
 def arch_blocks(space, archs: Sequence, features: Sequence[str] = FEATURES) -> dict[str, np.ndarray]:
-    """The architecture-only inputs of ``archs`` by feature: ``ops`` (operation counts) and ``costs``
-    (log FLOPs and parameters), each ``(N, columns)``."""
+    """The architecture-only inputs of ``archs`` by feature: ``ops`` (operation counts), ``genes`` (the one-hot
+    encoding) and ``costs`` (log FLOPs and parameters), each ``(N, columns)``."""
     out = {}
     if "ops" in features:
         out["ops"] = space.op_counts(archs).astype(np.float64)
+    if "genes" in features:
+        out["genes"] = space.encode(archs).double().numpy()
     if "costs" in features:
         c = space.costs(archs)
         out["costs"] = np.log1p(np.stack([np.asarray(c["flops"], dtype=np.float64),
