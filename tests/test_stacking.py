@@ -15,6 +15,7 @@ from hwnas.predictors.transfer import select_samples
 from hwnas.spaces import get_space
 
 from fixture_data import rows as table_rows
+from test_transfer import _read
 
 TINY = ["logger=none", "estimator.hidden=[64,64]", "transfer.pretrain.archs_per_device=150",
         "transfer.pretrain.epochs=2", "estimator.progress_bar=false"]
@@ -97,11 +98,6 @@ def test_bad_recipes_and_samples_are_refused(nb201):
         StackedPredictor(["sources"]).fit(space, archs[:5], wide.column("pixel3")[:5], np.zeros((5, 2)))
     blocks = arch_blocks(space, archs[:4])
     assert blocks["ops"].shape == (4, 5) and blocks["costs"].shape == (4, 2) and blocks["genes"].shape == (4, 30)
-
-
-def _read(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_ridge_head_job_needs_no_pretraining_and_beats_flops(compose_cfg, tmp_path, data_dir):

@@ -32,8 +32,12 @@ class Blend(LatencyEstimator):
         self.members = list(members)
 
     def _predict(self, space, archs) -> np.ndarray:
-        logs = [np.log(np.clip(m.predict(space, archs), 1e-9, None)) for m in self.members]
-        return np.exp(np.mean(logs, axis=0))
+        return geometric_mean([m.predict(space, archs) for m in self.members])
+
+
+def geometric_mean(predictions: Sequence[np.ndarray]) -> np.ndarray:
+    """Per architecture, the geometric mean of several estimators' latencies (ms; <= 0 counted as 1e-9)."""
+    return np.exp(np.mean([np.log(np.clip(p, 1e-9, None)) for p in predictions], axis=0))
 
 
 def rmse_log(pred: np.ndarray, y: np.ndarray) -> float:
@@ -43,8 +47,9 @@ def rmse_log(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def cross_validate(factories: Mapping[str, Factory], space, archs: Sequence, latency_ms, folds: int = 5,
-                   seed: int = 0, blend: bool = True) -> dict[str, float]:
-    """Out-of-fold :func:`rmse_log` of each candidate (and of their ``blend``) on ``archs``.
+                   seed: int = 0, blend: Sequence[str] | None = None) -> dict[str, float]:
+    """Out-of-fold :func:`rmse_log` of each candidate (and of the :class:`Blend` of ``blend``, the names of two or
+    more of them; None: of all, when there are several) on ``archs``.
 
     ``factories[name](archs, latency_ms)`` returns an estimator fitted on those samples.
     """
@@ -62,7 +67,7 @@ def cross_validate(factories: Mapping[str, Factory], space, archs: Sequence, lat
         for name, factory in factories.items():
             oof[name][held] = factory(fit_archs, y[train]).predict(space, held_archs)
     errors = {name: rmse_log(p, y) for name, p in oof.items()}
-    if blend and len(factories) > 1:
-        logs = np.mean([np.log(np.clip(p, 1e-9, None)) for p in oof.values()], axis=0)
-        errors[BLEND] = rmse_log(np.exp(logs), y)
+    members = list(factories) if blend is None else list(blend)
+    if len(members) > 1:
+        errors[BLEND] = rmse_log(geometric_mean([oof[name] for name in members]), y)
     return errors

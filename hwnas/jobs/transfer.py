@@ -28,8 +28,8 @@ from hwnas.options import count, number, seed
 from hwnas.predictors import PredictorEstimator
 from hwnas.predictors.module import load_into
 from hwnas.predictors.stacking import DEFAULT_RECIPE, StackedPredictor, arch_blocks, check_recipe
-from hwnas.predictors.transfer import (REPRESENTATIONS, SELECTIONS, MultiDevicePredictor, cached_pretrain,
-                                       fine_tune, fingerprint_key, select_samples)
+from hwnas.predictors.transfer import (REPRESENTATIONS, SELECTIONS, MultiDevicePredictor, TransferredPredictor,
+                                       cached_pretrain, fine_tune, fingerprint_key, select_samples)
 
 METHODS = ("few_shot", "finetune", "hwgen")
 #: How a few-shot transfer maps to the new device: fine-tune the pretrained network, or a ridge regression
@@ -394,8 +394,8 @@ class _Stacking:
     def source_latency(self, space, archs) -> np.ndarray:
         """Latencies of ``archs`` on the source devices as the pretrained network predicts them."""
         model = self.pretrained()
-        return np.stack([model.unscale(s, model._predict_z(model.module, space, list(archs), s))
-                         for s in model.sources], axis=1)
+        return np.stack([TransferredPredictor(model, model.module, s).predict(space, archs) for s in model.sources],
+                        axis=1)
 
     def inputs(self, target: Target) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Source latencies and architecture blocks of every architecture of ``target``."""
@@ -524,10 +524,9 @@ def _finetune(cfg, ctx, opts, space) -> dict:
         corrected = residual(fit_archs, fit_ms)
         chosen, choice = tuned, "finetuned"
         if opts["finetune_fallback"] == "flops" and k >= 3:  # every fold keeps >= 2 samples to fit on
-            errors = cross_validate({"finetuned": tune, "flops": flops_fit}, space, fit_archs, fit_ms,
-                                    folds=opts["finetune_folds"], seed=opts["seed"])
-            errors.update(cross_validate({"residual": residual}, space, fit_archs, fit_ms,
-                                         folds=opts["finetune_folds"], seed=opts["seed"]))
+            errors = cross_validate({"finetuned": tune, "flops": flops_fit, "residual": residual}, space, fit_archs,
+                                    fit_ms, folds=opts["finetune_folds"], seed=opts["seed"],
+                                    blend=("finetuned", "flops"))
             choice = min(errors, key=errors.get)
             chosen = {"finetuned": tuned, "flops": baseline, BLEND: Blend([tuned, baseline]),
                       "residual": corrected}[choice]
