@@ -282,12 +282,42 @@ def test_interval_heads_after_calibration_cover_and_widen_where_latency_is_noisi
     assert np.allclose(again.predict_interval(space, archs[800:])[1], hi, rtol=1e-5)
 
 
+def test_flops_gap_interval_is_wide_where_the_predictor_departs_from_the_flops_fit(tmp_path):
+    # latency = a line in FLOPs x 2 % noise: the FLOPs fit is all but exact, so where a 150-sample MLP departs
+    # from it the MLP errs. Calibrated on held-out cells, its 90 % intervals cover ~90 % of unseen cells and
+    # are narrower than one width for all cells at the same coverage (no narrower: the gap told nothing)
+    from hwnas.predictors.intervals import conformal_quantile
+
+    space = get_space("nb201")
+    archs = space.sample(1500, seed=1)
+    rng = np.random.default_rng(1)
+    lat = (0.02 * space.costs(archs)["flops"] / 1e6 + 0.5) * np.exp(rng.normal(0, 0.02, len(archs)))
+    est = PredictorEstimator(hidden=[64, 64], epochs=40, batch_size=32, interval=0.9, interval_method="flops_gap",
+                             seed=0, **QUIET).fit(space, archs[:150], lat[:150])
+    with pytest.raises(ConfigError, match="flops_gap interval is set by calibration on held-out measurements"):
+        est.predict_interval(space, archs[:5])
+    est.calibrate_interval(space, archs[150:450], lat[150:450])
+    lo, hi = est.predict_interval(space, archs[450:])
+    y, pred = lat[450:], est.predict(space, archs[450:])
+    assert 0.85 <= np.mean((y >= lo) & (y <= hi)) <= 0.95
+    assert np.all(lo <= pred) and np.all(pred <= hi)
+    one_width = 2 * conformal_quantile(np.abs(np.log(lat[150:450] / est.predict(space, archs[150:450]))), 0.9)
+    assert np.median(np.log(hi / lo)) < 0.7 * one_width
+    again = PredictorEstimator(checkpoint=str(est.save(tmp_path / "p.pt")))  # the FLOPs fit and calibration saved
+    assert np.allclose(again.predict_interval(space, archs[450:])[1], hi, rtol=1e-5)
+    ridge = PredictorEstimator(model="ridge", interval=0.9, interval_method="flops_gap").fit(space, archs[:150], lat[:150])
+    ridge.calibrate_interval(space, archs[150:450], lat[150:450])  # any model: no heads to train
+    assert np.all(np.diff(np.column_stack(ridge.predict_interval(space, archs[450:])), axis=1) > 0)
+
+
 def test_interval_options_are_checked(nb201_pixel3):
     space, archs, lat = nb201_pixel3
     with pytest.raises(ConfigError, match=r"estimator.interval = 1.5 is not allowed; allowed: a coverage in \(0, 1\)"):
         PredictorEstimator(interval=1.5)
     with pytest.raises(ConfigError, match=r"estimator.interval .* needs estimator.model=mlp; model = 'ridge'"):
         PredictorEstimator(model="ridge", interval=0.9)
+    with pytest.raises(ConfigError, match=r"estimator.interval_method = 'ensemble' is not allowed; allowed: quantile"):
+        PredictorEstimator(interval=0.9, interval_method="ensemble")
     plain = PredictorEstimator(epochs=1, **QUIET).fit(space, archs[:20], lat[:20])
     with pytest.raises(ConfigError, match="has no error bars: train it with estimator.interval=0.9"):
         plain.predict_interval(space, archs[:5])

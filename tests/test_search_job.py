@@ -296,3 +296,11 @@ def test_uncertainty_margin_searches_under_each_architectures_interval(compose_c
                                  "search.latency_margin=uncertainty", "search.margin_samples=200", "search.plot=false"),
                      run_dir=tmp_path / "fitted")
     assert fitted["interval_calibration_n"] == 200 and np.isfinite(fitted["interval_offset"])
+    # error bars from the gap to a FLOPs fit on the same 300 samples: the pick's upper end, not its point, meets 12 ms
+    gap = run_job(compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", *EVOLUTION, "estimator=predictor",
+                              "estimator.fit_samples=300", "estimator.interval=0.9", "estimator.interval_method=flops_gap",
+                              "estimator.epochs=20", "estimator.hidden=[64]", "estimator.progress_bar=false",
+                              "search.latency_budgets=[12]", "search.latency_margin=uncertainty", "search.margin_samples=200",
+                              "search.plot=false"), run_dir=tmp_path / "gap")
+    pick = _rows(tmp_path / "gap" / "picks.csv")[0]
+    assert gap["interval_offset"] > 0 and float(pick["predicted_latency_ms"]) <= 12 + 1e-9

@@ -58,23 +58,34 @@ for dev in $DEVICES; do
   sweep $COMMON search.latency_margin=uncertainty search.latency_source=estimator estimator=predictor \
     estimator.fit_samples=100,1000 estimator.interval=0.9 estimator.progress_bar=false \
     hydra.sweep.dir=$RUNS/predictor_uncertainty
+  # 2d. the same MLP, its error bars from the gap to a FLOPs fit on its own samples (interval_method=flops_gap:
+  #     wide where the MLP departs from the FLOPs fit), at two coverages; and the one margin at a higher
+  #     quantile, so that each method is seen at more than one point of its violations-regret trade-off
+  sweep $COMMON search.latency_margin=uncertainty search.latency_source=estimator estimator=predictor \
+    estimator.fit_samples=100,1000 estimator.interval=0.8,0.9 estimator.interval_method=flops_gap \
+    estimator.progress_bar=false hydra.sweep.dir=$RUNS/predictor_flops_gap
+  sweep $COMMON search.latency_margin=auto search.margin_quantile=0.99 search.latency_source=estimator \
+    estimator=predictor estimator.fit_samples=100,1000 estimator.progress_bar=false \
+    hydra.sweep.dir=$RUNS/predictor_margin99
 done
 
 # 3. tables, into README.md
 METRICS="mean_regret,max_regret,violations,max_violation_pct,hv_ratio,search_seconds"
 report search_summary "report.dirs=[$OUT/runs/search]" \
-  "report.rows=[search.latency_source,estimator,estimator.fit_samples,search.latency_margin]" "report.metrics=[$METRICS]" \
+  "report.rows=[search.latency_source,estimator,estimator.fit_samples,search.latency_margin,search.margin_quantile,estimator.interval_method,estimator.interval]" "report.metrics=[$METRICS]" \
   "report.title='NB201 search over the six devices: mean ± std over devices x seeds (latency_margin empty: 0)'"
 report margin "report.dirs=[$OUT/runs/search]" "report.where=['search.latency_margin=auto']" \
-  "report.rows=[estimator,estimator.fit_samples]" \
+  "report.rows=[estimator,estimator.fit_samples,search.margin_quantile]" \
   "report.metrics=[latency_margin,margin_median_abs_error_pct,violations,beyond_margin,max_violation_pct,mean_regret,hv_ratio]" \
   "report.title='latency_margin=auto: the margin set per run (95 % quantile of underestimate on 500 unseen cells), violations and picks beyond the margin (of 3 budgets); mean ± std over devices x seeds'"
-margin_dirs=$(for d in $DEVICES; do printf "$OUT/runs/search/$d/predictor_margin,$OUT/runs/search/$d/predictor_uncertainty,"; done | sed 's/,$//')
-report uncertainty "report.dirs=[$margin_dirs]" "report.rows=[estimator.fit_samples,search.latency_margin]" \
+margin_dirs=$(for d in $DEVICES; do for r in predictor_margin predictor_margin99 predictor_uncertainty predictor_flops_gap; do
+  printf "$OUT/runs/search/$d/$r,"; done; done | sed 's/,$//')
+report uncertainty "report.dirs=[$margin_dirs]" \
+  "report.rows=[estimator.fit_samples,search.latency_margin,search.margin_quantile,estimator.interval_method,estimator.interval]" \
   "report.metrics=[violations,max_violation_pct,mean_regret,max_regret,hv_ratio,latency_margin,interval_offset]" \
-  "report.title='The MLP predictor under one measured margin (auto) and under the upper end of each cell calibrated 90 % interval (uncertainty): violations (of 3 budgets), regret (accuracy points), hypervolume ratio; mean ± std over 6 devices x 3 seeds'"
+  "report.title='The MLP predictor under one measured margin (auto: the 95 % quantile, or margin_quantile 0.99) and under the upper end of each cell calibrated interval (uncertainty: quantile heads at 90 %, or flops_gap at 80 / 90 %): violations (of 3 budgets), regret (accuracy points), hypervolume ratio; mean ± std over 6 devices x 3 seeds'"
 report search "report.dirs=[$OUT/runs/search]" \
-  "report.rows=[device.column,search.latency_budgets,search.latency_source,estimator,estimator.fit_samples,search.latency_margin]" \
+  "report.rows=[device.column,search.latency_budgets,search.latency_source,estimator,estimator.fit_samples,search.latency_margin,search.margin_quantile,estimator.interval_method,estimator.interval]" \
   "report.metrics=[$METRICS]" \
   "report.title='NB201 search per device: regret (accuracy points), violations (of 3 budgets), hypervolume ratio; mean ± std over seeds'"
 report transfer "report.dirs=[$OUT/runs/transfer]" "report.rows=[search_space]" \

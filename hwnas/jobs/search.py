@@ -60,8 +60,8 @@ def interval_label(estimator) -> str:
         raise ConfigError(f"search.latency_margin=uncertainty searches under each architecture's error bar, and "
                           f"estimator={estimator.label} has none: train a predictor with estimator.interval=0.9 "
                           f"(job=train_predictor calibrates it) and give estimator.checkpoint=<its predictor.pt>")
-    return (f"estimator={estimator.label}, upper end of its {coverage:.0%} interval (calibration offset "
-            f"{float(hp.get('interval_offset', 0.0)):+.3g})")
+    return (f"estimator={estimator.label}, upper end of its {coverage:.0%} {hp.get('interval_method', 'quantile')} "
+            f"interval (calibration offset {float(hp.get('interval_offset', 0.0)):+.3g})")
 
 
 def run(cfg, ctx) -> dict[str, float]:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from hwnas.checkpoints import check_same_config, checkpointing, plugins
 from hwnas.errors import ConfigError, DataError
 from hwnas.estimators.base import LatencyEstimator
+from hwnas.predictors import intervals
 from hwnas.predictors.data import LatencyDataModule, TargetTransform, featurize
 from hwnas.predictors.models import MODELS
 from hwnas.predictors.module import LatencyPredictor, load_predictor, save_predictor
@@ -78,7 +79,8 @@ class PredictorEstimator(LatencyEstimator):
                  target_transform: str = "log", loss: str = "mse", rank_weight: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 0.0, epochs: int = 200, batch_size: int = 256, trainer=None, seed: int = 0,
                  progress_bar: bool | None = None, predict_batch_size: int = 65536, precision: str = "32",
-                 alpha: float | None = None, interval: float | None = None, **fit_options):
+                 alpha: float | None = None, interval: float | None = None, interval_method: str = "quantile",
+                 **fit_options):
         self.needs_fit = checkpoint is None
         super().__init__(**fit_options)
         if model not in MODELS:
@@ -90,9 +92,10 @@ class PredictorEstimator(LatencyEstimator):
         if interval is not None and not 0 < float(interval) < 1:
             raise ConfigError(f"estimator.interval = {interval!r} is not allowed; allowed: a coverage in (0, 1), "
                               f"e.g. 0.9, or null (no error bars)")
-        if interval is not None and model != "mlp":
+        self.interval_method = intervals.check_method(interval_method)
+        if interval is not None and model != "mlp" and interval_method == "quantile":
             raise ConfigError(f"estimator.interval (error bars from quantile heads) needs estimator.model=mlp; "
-                              f"model = {model!r} has none")
+                              f"model = {model!r} has none (estimator.interval_method=flops_gap works with any model)")
         self.interval = None if interval is None else float(interval)
         self.resolutions: list[int] = []  # the training set's input sizes (encoding=layers codes these)
         self.ridge_alpha: float | None = None  # the penalty a ridge fit used
@@ -128,7 +131,7 @@ class PredictorEstimator(LatencyEstimator):
         if o["model"] in ("mlp", "ridge"):
             hidden = o["hidden"] if o["model"] == "mlp" else []
             kwargs = dict(input_dim=features["x"].shape[1], hidden=hidden, dropout=o["dropout"], **extra)
-            if self.interval:
+            if self.interval and self.interval_method == "quantile":
                 kwargs["outputs"] = 3  # the point, then the interval's lower and upper quantile heads
             dim = features["x"].shape[1]
         else:
@@ -139,7 +142,7 @@ class PredictorEstimator(LatencyEstimator):
                                 loss=o["loss"], rank_weight=o["rank_weight"], target_transform=transform.kind,
                                 target_mean=transform.mean, target_std=transform.std, space=space.name,
                                 encoding=o["encoding"], encoding_dim=int(dim), resolutions=tuple(self.resolutions),
-                                interval=self.interval or 0.0)
+                                interval=self.interval or 0.0, interval_method=self.interval_method)
 
     def featurize(self, space, archs) -> dict:
         model, encoding = self.options["model"], self.options["encoding"]
@@ -159,6 +162,8 @@ class PredictorEstimator(LatencyEstimator):
         if val_archs is not None and len(val_archs):
             val = {**self.featurize(space, val_archs), "y": torch.as_tensor(np.asarray(val_latency_ms), dtype=torch.float32)}
         self.module = self.new_module(space, train, train["y"])
+        if self.interval and self.interval_method == "flops_gap":  # the reference its error bars are measured from
+            self.module.hparams.interval_prior = intervals.fit_prior(space, archs, latency_ms)
         if self.options["model"] == "ridge":  # closed form: nothing to train, checkpoint or resume
             t0 = time.perf_counter()
             self.ridge_alpha = solve_ridge(self.module, train["x"], train["y"], self.alpha)
@@ -198,7 +203,7 @@ class PredictorEstimator(LatencyEstimator):
                 "model_kwargs.num_devices": "set of training devices", "model_kwargs.device_dim": "device representation",
                 "model_kwargs.embedding_dim": "embedding_dim", "lr": "estimator.lr",
                 "weight_decay": "estimator.weight_decay", "loss": "estimator.loss", "rank_weight": "estimator.rank_weight",
-                "interval": "estimator.interval",
+                "interval": "estimator.interval", "interval_method": "estimator.interval_method",
                 "scheduler": "estimator.scheduler", "target_transform": "estimator.target_transform",
                 "target_mean": data, "target_std": data}
 
@@ -244,33 +249,56 @@ class PredictorEstimator(LatencyEstimator):
             return [np.zeros(0) for _ in range(n_outputs)]
         return [np.concatenate(col) for col in zip(*parts)]
 
+    def _interval_prior(self, space, archs) -> np.ndarray:
+        """``flops_gap``: the FLOPs fit's latency (ms) of ``archs``."""
+        return intervals.prior_ms(self.module.hparams.interval_prior, space, archs)
+
+    def _has_interval(self):
+        if self.module is None:
+            raise ConfigError("the predictor must be trained or loaded before it predicts intervals")
+        hp = self.module.hparams
+        if not hp.get("interval"):
+            raise ConfigError("this predictor has no error bars: train it with estimator.interval=0.9")
+        return hp
+
     @torch.inference_mode()
     def predict_interval(self, space, archs) -> tuple[np.ndarray, np.ndarray]:
         """Each architecture's ``estimator.interval`` (e.g. 90 %) latency interval, ms: ``(low, high)``; calibrated
         when :meth:`calibrate_interval` ran on held-out measurements (job=train_predictor does, on its val split)."""
-        if self.module is None:
-            raise ConfigError("the predictor must be trained or loaded before it predicts intervals")
+        hp = self._has_interval()
+        if hp.get("interval_method", "quantile") == "flops_gap":
+            if not hp.get("interval_scale"):
+                raise ConfigError("a flops_gap interval is set by calibration on held-out measurements, and this "
+                                  "predictor was never calibrated: job=train_predictor calibrates it on its "
+                                  "validation split, search.latency_margin=uncertainty on search.margin_samples cells")
+            if not len(archs):
+                return np.zeros(0), np.zeros(0)
+            return intervals.bounds(self._predict(space, archs), self._interval_prior(space, archs),
+                                    float(hp.interval_offset), float(hp.interval_scale))
         lo, hi = self._batched(space, archs, 2, self.module.bounds)
         return lo, hi
 
     @torch.inference_mode()
     def calibrate_interval(self, space, archs, latency_ms) -> float:
-        """Conformalized quantile regression (Romano et al., NeurIPS 2019): widen the quantile heads by the
-        score quantile that makes the interval cover ``interval`` of these held-out architectures (finite-sample
-        corrected); returns that offset (transformed units; negative: the heads were too wide)."""
+        """Widen the interval until it covers ``interval`` of these held-out architectures (split conformal,
+        finite-sample corrected); returns the offset (``quantile``: conformalized quantile regression, Romano et
+        al., NeurIPS 2019, in transformed units, negative where the heads were too wide; ``flops_gap``: the
+        normalized score's quantile, :mod:`hwnas.predictors.intervals`)."""
         hp = self.module.hparams
         if not hp.get("interval"):
             raise ConfigError("this predictor has no error bars to calibrate: train it with estimator.interval=0.9")
         y = np.asarray(latency_ms, dtype=np.float64)
         if len(y) < 2:
             raise DataError(f"calibrating an interval needs >= 2 held-out architectures, got {len(y)}")
+        if hp.get("interval_method", "quantile") == "flops_gap":
+            hp.interval_offset, hp.interval_scale = intervals.calibrate(
+                self._predict(space, archs), self._interval_prior(space, archs), y, float(hp.interval))
+            return hp.interval_offset
         hp.interval_offset = 0.0
         lo, hi = self._batched(space, archs, 2, self.module.bounds)
         t = self.module.transform
         z, zlo, zhi = (t.forward(torch.as_tensor(v)).numpy() for v in (y, lo, hi))
-        scores = np.maximum(zlo - z, z - zhi)
-        level = min(1.0, np.ceil((len(y) + 1) * float(hp.interval)) / len(y))
-        hp.interval_offset = float(np.quantile(scores, level, method="higher"))
+        hp.interval_offset = intervals.conformal_quantile(np.maximum(zlo - z, z - zhi), float(hp.interval))
         return hp.interval_offset
 
     def save(self, path) -> Path:

@@ -55,10 +55,13 @@ class LatencyPredictor(pl.LightningModule):
                  target_transform: str = "log", target_mean: float = 0.0, target_std: float = 1.0,
                  space: str = "", encoding: str = "onehot", encoding_dim: int = 0, scheduler: str = "cosine",
                  target: str = "latency", resolutions: tuple = (), interval: float = 0.0,
-                 interval_offset: float = 0.0):
+                 interval_offset: float = 0.0, interval_method: str = "quantile", interval_prior: dict | None = None,
+                 interval_scale: float = 0.0):
         # resolutions: the input sizes of the training set, which encoding=layers codes (one column each).
-        # interval: the central coverage (e.g. 0.9) of two quantile heads beside the point output (0: none);
-        # interval_offset: their conformal widening, measured on held-out samples (calibrate_interval)
+        # interval: the central coverage (e.g. 0.9) of the error bars (0: none); interval_method: quantile (two
+        # quantile heads beside the point output) or flops_gap (hwnas.predictors.intervals: interval_prior is its
+        # FLOPs fit, interval_scale its beta); interval_offset: the conformal widening measured on held-out
+        # samples (PredictorEstimator.calibrate_interval)
         super().__init__()
         if not 0.0 <= float(interval) < 1.0:
             raise ConfigError(f"estimator.interval = {interval!r} is not allowed; allowed: a coverage in (0, 1), "
@@ -79,10 +82,14 @@ class LatencyPredictor(pl.LightningModule):
         out = self.net(batch)
         return out[:, 0] if out.dim() == 2 else out
 
+    @property
+    def has_quantile_heads(self) -> bool:
+        return bool(self.hparams.get("interval")) and self.hparams.get("interval_method", "quantile") == "quantile"
+
     def bounds(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``interval`` (transformed units): the quantile heads, widened by ``interval_offset``, around the point."""
-        if not self.hparams.get("interval"):
-            raise ConfigError("this predictor has no error bars: train it with estimator.interval=0.9 (model=mlp)")
+        if not self.has_quantile_heads:
+            raise ConfigError("this predictor has no quantile heads: train it with estimator.interval=0.9 (model=mlp)")
         out = self.net(batch)
         q = float(self.hparams.get("interval_offset", 0.0))
         # exactly the conformal set {y: max(lo - y, y - hi) <= q} of calibrate_interval's score (its coverage
@@ -105,7 +112,7 @@ class LatencyPredictor(pl.LightningModule):
             loss = F.smooth_l1_loss(z, target, beta=0.1)
         if self.hparams.rank_weight:
             loss = loss + self.hparams.rank_weight * pairwise_rank_loss(z, target)
-        if self.hparams.get("interval"):  # pinball loss of the two quantile heads
+        if self.has_quantile_heads:  # pinball loss of the two quantile heads
             c = float(self.hparams.interval)
             for head, tau in ((1, (1 - c) / 2), (2, (1 + c) / 2)):
                 err = target - out[:, head]
