@@ -99,7 +99,7 @@ def test_gcn_needs_graph_encoding(nb201_pixel3):
         PredictorEstimator(model="gcn", **QUIET).fit(space, archs[:10], lat[:10])
 
 
-def test_train_predictor_job_and_predict_with_checkpoint(compose_cfg, tmp_path, data_dir):
+def test_train_predictor_job_and_predict_with_checkpoint(compose_cfg, tmp_path, data_dir, capsys):
     n = rows(5_000)  # the FBNet table
     samples = min(300, round(0.7 * n))  # of the 70 % training split
     cfg = compose_cfg("job=train_predictor", "search_space=fbnet", "device=help", "device.column=raspi4",
@@ -117,9 +117,17 @@ def test_train_predictor_job_and_predict_with_checkpoint(compose_cfg, tmp_path, 
     a = np.genfromtxt(inp, delimiter=",", names=True, dtype=None, encoding=None)
     b = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding=None)
     assert np.allclose(a["predicted_ms"], b["latency_ms"], rtol=1e-4)
-    # a rerun in the same run dir resumes from the finished checkpoint instead of retraining
+    # a rerun in the same run dir resumes from the finished checkpoint instead of retraining: it says so, at the
+    # step the first run ended on, and trains no epoch (each epoch would be a row of its Lightning CSV log)
+    last = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert step == 5 * -(-samples // 256)  # 5 epochs of ceil(samples / batch 256) steps
+    capsys.readouterr()
     again = run_job(cfg, run_dir=tmp_path / "train")
-    assert again["train_seconds"] < m["train_seconds"] and again["test/rmse_ms"] == pytest.approx(m["test/rmse_ms"])
+    assert f"resuming predictor training from {last} (step {step})" in capsys.readouterr().out
+    logs = sorted((tmp_path / "train" / "lightning_logs").iterdir(), key=lambda p: int(p.name.split("_")[-1]))
+    assert len(logs) == 2 and (logs[0] / "metrics.csv").exists() and not (logs[1] / "metrics.csv").exists()
+    assert again["test/rmse_ms"] == pytest.approx(m["test/rmse_ms"])
 
 
 def test_train_predictor_rejects_local_device(compose_cfg, tmp_path):
