@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwnas.errors import ConfigError, choices_text
 from hwnas.io import ensure_dir, write_metrics
-from hwnas.tracking import PrefixedTracker, Tracker, make_tracker
+from hwnas.tracking import PrefixedTracker, Tracker, make_tracker, run_group, run_tags, with_hydra
 
 
 def list_jobs() -> list[str]:
@@ -51,10 +51,11 @@ def _run_dir() -> Path:
 
 
 def _sweep_group() -> str | None:
+    """A multirun job's W&B group: its sweep, named by :func:`hwnas.tracking.run_group`."""
     from hydra.core.hydra_config import HydraConfig
 
     if HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN":
-        return str(HydraConfig.get().sweep.dir)
+        return run_group(HydraConfig.get().sweep.dir)
     return None
 
 
@@ -139,8 +140,8 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None, tracker: Tracker | Non
     exit_code = 1
     try:
         if owned:
-            tracker = make_tracker(cfg.logger, run_dir, name=f"{name}-{run_dir.name}", config=config,
-                                   group=_sweep_group())
+            tracker = make_tracker(cfg.logger, run_dir, name=f"{name}-{run_dir.name}", config=with_hydra(config),
+                                   group=_sweep_group(), job_type=name, tags=run_tags(config))
         else:
             from hwnas.io import atomic_write_text
 

@@ -210,6 +210,12 @@ def run(cfg, ctx) -> dict[str, float]:
     write_csv(ctx.path("front.csv"), front_columns, front_rows)
     ctx.tracker.log_table("picks", pick_columns, pick_rows)
     ctx.tracker.log_table("front", front_columns, front_rows)
+    where = f"search={strategy.name} on {space.name}, device {device.name}"
+    ctx.tracker.log_scatter("front_scatter", front_columns, front_rows, "predicted_latency_ms", "accuracy",
+                            title=f"Pareto front ({where})")
+    if "true_latency_ms" in front_columns:
+        ctx.tracker.log_scatter("front_verified", front_columns, front_rows, "true_latency_ms", "true_accuracy",
+                                title=f"Pareto front, verified ({where})")
     if s.get("plot", True):
         png = pareto_plot(ctx.path("front.png"), lat, acc, budgets,
                           np.array([r["predicted_latency_ms"] for r in records]),

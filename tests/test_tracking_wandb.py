@@ -1,0 +1,262 @@
+"""``logger=wandb`` as a W&B user expects, checked by reading real offline runs back.
+
+wandb 0.31 writes an offline run as ``<dir>/wandb/offline-run-*/run-<id>.wandb`` (a log of protobuf
+records: run, config, history, summary) plus the logged tables under ``files/media/table/``; it writes
+no ``files/config.yaml`` or ``files/wandb-summary.json`` offline, so the run, its config and summary are
+read from the records (:func:`records`), the tables from their JSON files.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nb201_surrogate
+from conftest import run_hwnas
+from hwnas.errors import ConfigError
+from hwnas.jobs import run_job
+from hwnas.tracking import run_group, run_tags, table_cell
+
+WANDB_VARS = ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_ENTITY")
+SEARCH = ["search_strategy=evolution", "search_strategy.population=20", "search_strategy.generations=8",
+          "estimator=flops", "search.latency_budgets=[5,12.5]", "search.verify=true", "search.plot=false"]
+
+
+def records(path: Path):
+    """The records of a ``.wandb`` file: a 7-byte header, then LevelDB-log chunks (32 KiB blocks, each
+    chunk ``crc32, length (2 bytes), type`` with type 1 full, 2 first, 3 middle, 4 last) of ``pb.Record``."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B", data[:7]
+    pos, payload = 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a chunk header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0:
+            break
+        payload += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(payload)
+            payload = b""
+            yield record
+
+
+def _key(item) -> str:
+    return item.key or "/".join(item.nested_key)
+
+
+class OfflineRun:
+    """What one offline run folder holds: the run record, its config, summary, history and tables."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        (self.log,) = folder.glob("run-*.wandb")
+        self.run, self.config, self.summary, self.history, self.visualize = None, {}, {}, {}, {}
+        for r in records(self.log):
+            kind = r.WhichOneof("record_type")
+            if kind == "run":
+                self.run = r.run
+                self.config.update({_key(u): json.loads(u.value_json) for u in r.run.config.update})
+            elif kind == "config":
+                for u in r.config.update:
+                    if list(u.nested_key[:2]) == ["_wandb", "visualize"]:
+                        self.visualize[u.nested_key[2]] = json.loads(u.value_json)
+            elif kind == "summary":
+                self.summary.update({_key(u): json.loads(u.value_json) for u in r.summary.update})
+            elif kind == "history":
+                self.history.update({_key(i): json.loads(i.value_json) for i in r.history.item})
+        assert self.run is not None, f"no run record in {self.log}"
+
+    def table(self, name: str) -> dict:
+        """A logged table's JSON (``columns``, ``data``), found through its history entry."""
+        return json.loads((self.folder / "files" / self.history[f"{name}/path"]).read_text())
+
+
+def offline_runs(root: Path) -> list[Path]:
+    return sorted(root.rglob("offline-run-*"))
+
+
+def _csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    return header, rows
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """``hwnas -m job=search ... logger=wandb`` run once from a working dir, the sweep in ``sw/search``,
+    with WANDB_DIR, WANDB_PROJECT and WANDB_ENTITY set (WANDB_MODE unset: offline)."""
+    surrogate = nb201_surrogate.for_session(tmp_path_factory)
+    base = tmp_path_factory.mktemp("wandb_sweep")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in WANDB_VARS:
+            mp.delenv(var, raising=False)
+        mp.setenv("WANDB_DIR", str(base / "wandb_dir"))
+        mp.setenv("WANDB_PROJECT", "hwnas-test")
+        mp.setenv("WANDB_ENTITY", "someone")
+        mp.chdir(base)
+        code, _, err = run_hwnas("-m", "job=search", *surrogate.overrides("pixel3"), "logger=wandb", *SEARCH,
+                                 "logger.tags=[mine]", "hydra.sweep.dir=sw/search")
+    assert code == 0, err
+    folders = offline_runs(base / "wandb_dir")
+    assert len(folders) == 1, folders
+    return base, base / "sw" / "search" / "0", OfflineRun(folders[0])
+
+
+def test_offline_run_goes_to_wandb_dir(sweep):
+    base, run_dir, run = sweep
+    assert run.folder.parent == base / "wandb_dir" / "wandb"
+    assert (run_dir / "metrics.json").exists() and offline_runs(run_dir) == []
+
+
+def test_run_has_group_job_type_tags_and_project(sweep):
+    _, _, run = sweep
+    assert run.run.run_group == "sw/search"  # the sweep dir relative to the working dir, not an absolute path
+    assert run.run.job_type == "search"
+    assert list(run.run.tags) == ["mine", "job:search", "space:nb201", "device:pixel3"]
+    assert run.run.project == "hwnas-test" and run.run.entity == "someone"
+
+
+def test_config_is_the_resolved_config_plus_hydras_choices_and_overrides(sweep):
+    _, run_dir, run = sweep
+    from omegaconf import OmegaConf
+
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=True)
+    saved.pop("logger")  # resolved here, where the WANDB_* variables of the run are unset
+    assert {k: v for k, v in run.config.items() if k not in ("_wandb", "hydra_choices", "overrides", "logger")} == saved
+    assert run.config["logger"] == {"kind": "wandb", "project": "hwnas-test", "entity": "someone", "mode": "offline",
+                                    "dir": str(run_dir.parents[2] / "wandb_dir"), "tags": ["mine"]}
+    assert run.config["hydra_choices"]["search_strategy"] == "evolution"
+    assert run.config["hydra_choices"]["device"] == "table" and run.config["hydra_choices"]["logger"] == "wandb"
+    assert run.config["overrides"] == OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    assert "logger.tags=[mine]" in run.config["overrides"]
+
+
+def test_summary_holds_the_jobs_metrics(sweep):
+    _, run_dir, run = sweep
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"hv_ratio", "front_size", "budget_5ms/true_latency_ms"} <= set(metrics)
+    for key, value in metrics.items():
+        assert run.summary[key] == pytest.approx(value), key
+
+
+def test_tables_are_numeric(sweep):
+    _, run_dir, run = sweep
+    for name in ("picks", "front"):
+        header, rows = _csv(run_dir / f"{name}.csv")
+        table = run.table(name)
+        assert table["columns"] == header and len(table["data"]) == len(rows) > 0
+        for logged, written in zip(table["data"], rows):
+            for column, value, text in zip(header, logged, written):
+                if column == "arch":
+                    assert value == text
+                elif text == "":
+                    assert value is None, column
+                else:
+                    assert isinstance(value, (int, float)) and value == pytest.approx(float(text)), (column, value)
+    assert isinstance(run.table("picks")["data"][0][0], int)  # budget 5 ms: an integer literal
+
+
+def test_front_scatter_plots(sweep):
+    _, run_dir, run = sweep
+    header, rows = _csv(run_dir / "front.csv")
+    charts = {"front_scatter": ("predicted_latency_ms", "accuracy"), "front_verified": ("true_latency_ms", "true_accuracy")}
+    for name, (x, y) in charts.items():
+        spec = run.visualize[name]
+        assert spec["panel_config"]["panelDefId"] == "wandb/scatter/v0"
+        assert spec["panel_config"]["fieldSettings"] == {"x": x, "y": y}
+        assert "Pareto front" in spec["panel_config"]["stringSettings"]["title"]
+        table = run.table(f"{name}_table")
+        xs = [r[table["columns"].index(x)] for r in table["data"]]
+        assert xs == pytest.approx([float(r[header.index(x)]) for r in rows])
+
+
+@pytest.fixture
+def profile_cfg(compose_cfg, monkeypatch, tmp_path):
+    """A quick job (``job=profile`` on NB201, local CPU) with logger=wandb, WANDB_DIR in ``tmp_path/wandb_dir``."""
+    for var in WANDB_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    return lambda *extra: compose_cfg("job=profile", "profile.n=2", "search_space=nb201", "logger=wandb", *extra)
+
+
+def test_without_hydra_the_config_is_the_jobs_and_there_is_no_group(profile_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    cfg = profile_cfg()
+    run_job(cfg, run_dir=tmp_path / "run")
+    (folder,) = offline_runs(tmp_path / "wandb_dir")
+    run = OfflineRun(folder)
+    expected = OmegaConf.to_container(cfg, resolve=True)
+    assert {k: v for k, v in run.config.items() if k != "_wandb"} == expected
+    assert run.run.run_group == "" and run.run.job_type == "profile"
+    assert list(run.run.tags) == ["job:profile", "space:nb201"]  # local_cpu has neither column nor name
+
+
+def test_wandb_mode_disabled_is_honoured(profile_cfg, monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cfg = profile_cfg()
+    assert cfg.logger.mode == "disabled"
+    run_job(cfg, run_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.json").exists()
+    assert offline_runs(tmp_path) == []
+
+
+@pytest.mark.parametrize("how", ["override", "env"])
+def test_a_bad_mode_is_a_one_line_error(how, monkeypatch, tmp_path, one_line_error):
+    for var in WANDB_VARS:
+        monkeypatch.delenv(var, raising=False)
+    extra = ["logger.mode=sometimes"] if how == "override" else []
+    if how == "env":
+        monkeypatch.setenv("WANDB_MODE", "sometimes")
+    code, _, err = run_hwnas("job=profile", "profile.n=1", "search_space=nb201", "logger=wandb", *extra,
+                             f"hydra.run.dir={tmp_path}/run")
+    one_line_error(code, err, "logger.mode = 'sometimes' is not allowed; allowed: offline, online, disabled")
+    assert offline_runs(tmp_path) == []
+
+
+def test_table_cell():
+    cases = [("12", 12), ("-3", -3), ("0", 0), ("12.5", 12.5), ("1.557e+07", 1.557e7), (".5", 0.5), ("", None),
+             (None, None), (np.float64(2.5), 2.5), (np.int64(7), 7), (float("nan"), None), (3, 3), (1.25, 1.25),
+             ("nan", "nan"), ("inf", "inf"), ("1e999", "1e999"), ("007", 7.0), ("1_000", "1_000"),
+             ("|nor_conv_3x3~0|", "|nor_conv_3x3~0|"), ("pixel3", "pixel3")]
+    for value, expected in cases:
+        got = table_cell(value)
+        assert got == expected and type(got) is type(expected), (value, got)
+    assert type(table_cell(np.int64(7))) is int and type(table_cell(np.float32(0.5))) is float
+    assert math.isclose(table_cell(" 4.5 "), 4.5)
+
+
+def test_run_group(tmp_path):
+    sweep_dir = tmp_path / "experiments/search_nb201/runs/search/pixel3/predictor"
+    assert run_group(sweep_dir, cwd=tmp_path) == "experiments/search_nb201/runs/search/pixel3/predictor"
+    assert run_group("experiments/x/0", cwd=tmp_path) == "experiments/x/0"
+    assert run_group(sweep_dir, cwd=tmp_path / "elsewhere") == "pixel3/predictor"
+    assert run_group(tmp_path, cwd=tmp_path) == "/".join(tmp_path.parts[-2:])
+
+
+def test_run_tags():
+    cfg = {"job": {"name": "transfer"}, "search_space": {"name": "fbnet"}, "device": {"name": "local_cpu"},
+           "task": {"name": "fbnet_F2"}}
+    assert run_tags(cfg) == ["job:transfer", "space:fbnet", "device:local_cpu", "task:fbnet_F2"]
+    cfg["device"]["column"] = "pixel3"
+    assert run_tags(cfg)[2] == "device:pixel3"
+    assert run_tags({"job": {"name": "report"}}) == ["job:report"]
+
+
+def test_make_tracker_rejects_a_bad_mode(tmp_path):
+    from hwnas.tracking import make_tracker
+
+    with pytest.raises(ConfigError, match=r"^logger.mode = 'sometimes' is not allowed; allowed: offline, online, "
+                                          r"disabled$"):
+        make_tracker({"kind": "wandb", "mode": "sometimes"}, tmp_path, name="t", config={})
