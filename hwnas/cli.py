@@ -27,14 +27,16 @@ RESUMING_JOBS = {"pipeline", "measure", "eval_subnets", "train_predictor", "trai
                  "differentiable_search", "transfer", "build_lut"}
 
 
-def _task(cfg: DictConfig) -> None:
+def _task(cfg: DictConfig) -> float | None:
+    """Run the job; return its objective (:mod:`hwnas.objective`), the number a sweeper optimises."""
     from hwnas.interrupts import JobInterrupted, raise_on_signals
     from hwnas.jobs import _multirun_info, _run_dir, run_job
+    from hwnas.objective import failed_value, objective_value
 
     sweep_job = _multirun_info()
     try:
         with raise_on_signals():
-            run_job(cfg)
+            return objective_value(cfg, run_job(cfg))
     except JobInterrupted as exc:
         print(f"hwnas: {_interrupt_text(exc, cfg.job.name, _run_dir(), sweep_job)}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -42,7 +44,7 @@ def _task(cfg: DictConfig) -> None:
         line = user_error_text(exc)
         if sweep_job is not None:  # a sweep runs on: report this job, keep its traceback, let the others run
             _report_sweep_failure(exc, line, sweep_job, _run_dir())
-            return
+            return failed_value(cfg)
         if line is None or os.environ.get("HWNAS_DEBUG"):
             raise
         print(f"hwnas: error: {line}", file=sys.stderr)

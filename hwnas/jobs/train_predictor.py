@@ -25,6 +25,8 @@ def lightning_logger(ctx):
     return CSVLogger(str(ctx.run_dir), name="lightning_logs")
 
 
+#: What a sweeper tunes by default (hwnas.objective): the validation split's error, never the test split's.
+OBJECTIVE = "val/rmse_pct"
 #: Fewest training architectures a predictor learns from (its target scale needs a spread).
 MIN_TRAIN = 2
 #: Fewest validation architectures an interval is calibrated on (a 90 % quantile of fewer says little).
