@@ -33,8 +33,9 @@ def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=Fal
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else dict(trainer_cfg or DEFAULT_TRAINER)
     from hwnas.interrupts import lightning_progress
 
+    # the trainer group's own callbacks (``_target_`` each, e.g. EarlyStopping) run beside the job's checkpointing
     cfg.update(max_epochs=int(max_epochs), logger=logger, enable_model_summary=False,
-               callbacks=[*callbacks, lightning_progress()],  # where a fit stopped, for the interrupt message
+               callbacks=[*callbacks, *(cfg.get("callbacks") or []), lightning_progress()],  # progress: for the interrupt message
                default_root_dir=str(work_dir) if work_dir else None, enable_checkpointing=bool(callbacks))
     if callbacks:
         cfg["plugins"] = [*(cfg.get("plugins") or []), *plugins()]
