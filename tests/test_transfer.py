@@ -16,7 +16,7 @@ from hwnas.errors import ConfigError
 from hwnas.jobs import run_job
 from hwnas.jobs.transfer import task_names
 from hwnas.predictors import MultiDevicePredictor, PredictorEstimator, fine_tune, select_samples
-from hwnas.predictors.transfer import SELECTIONS, freezable_layers, mean_pairwise_distance
+from hwnas.predictors.transfer import SELECTIONS, freezable_layers
 from hwnas.spaces import get_space
 
 from fixture_data import rows as table_rows
@@ -56,7 +56,6 @@ def test_encoding_diverse_spreads_more_than_random(nb201):
     def spread(strategy, seed):
         sel = x[select_samples(space, archs, 20, strategy, seed)]
         d = np.sqrt(((sel[:, None] - sel[None]) ** 2).sum(-1))[np.triu_indices(20, 1)]
-        assert mean_pairwise_distance(sel) == pytest.approx(d.mean())
         return d.mean(), d.min()
 
     for seed in range(5):

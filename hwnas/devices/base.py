@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -35,9 +35,6 @@ class HardwareDescriptor:
         logs = [float(np.log1p(v)) if v is not None else 0.0 for v in values]
         kind = [float(self.kind == k) for k in self.KINDS]
         return np.array(logs + [float(k) for k in known] + kind, dtype=np.float32)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Device(ABC):

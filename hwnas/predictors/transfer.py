@@ -99,15 +99,6 @@ def quantile_strata(values: np.ndarray, k: int, rng: np.random.Generator) -> np.
     return order[picks]
 
 
-def mean_pairwise_distance(x: np.ndarray) -> float:
-    """Mean Euclidean distance over all pairs of rows (how spread a selection is)."""
-    x = np.asarray(x, dtype=np.float64)
-    sq = np.einsum("ij,ij->i", x, x)
-    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0))
-    n = len(x)
-    return float(d.sum() / (n * (n - 1))) if n > 1 else 0.0
-
-
 # ----------------------------------------------------------------------------- fine-tuning
 def clone_module(module: LatencyPredictor) -> LatencyPredictor:
     """A fresh, trainer-free copy (same primitive hparams, copied weights)."""

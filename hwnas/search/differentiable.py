@@ -63,10 +63,6 @@ class OpLatency:
     #: Profiled layers in the OFA table format ``{key: {count, mean, std, median}}`` (source=profile).
     table: dict[str, dict] = field(default_factory=dict)
 
-    def of_choice(self, choice: Sequence[int]) -> float:
-        """Latency of one path (one candidate per layer): a one-hot expectation."""
-        return float(self.fixed_ms + sum(self.ops_ms[i, int(c)] for i, c in enumerate(choice)))
-
     def expected(self, probs: np.ndarray) -> float:
         return float(self.fixed_ms + (np.asarray(probs) * self.ops_ms).sum())
 

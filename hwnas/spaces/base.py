@@ -245,9 +245,6 @@ class SearchSpace(ABC):
         resolution) override it. ``resolutions``: the input sizes to code (spaces with one ignore it)."""
         return self.encode(archs)
 
-    def encode_strings(self, texts: Sequence[str]) -> torch.Tensor:
-        return self.encode(self.from_strings(texts))
-
     def encode_graph(self, archs: Sequence[Arch]) -> tuple[torch.Tensor, torch.Tensor]:
         """Graph form for graph predictors: adjacency ``(N, V, V)`` and node features ``(N, V, F)``."""
         raise NotImplementedError(f"{self.name} has no graph encoding")
