@@ -92,6 +92,15 @@ def _collection(prefix: str) -> MetricCollection:
     }, prefix=prefix)
 
 
+#: metrics torchmetrics computes as fractions and hwnas reports in percent, per epoch and at the end alike
+PERCENT = ("rmse_pct", "mape")
+
+
+def in_percent(values: dict, prefix: str = "") -> dict:
+    """``values`` of :func:`latency_metrics` with :data:`PERCENT`'s fractions x 100 (tensors or floats)."""
+    return {k: v * 100.0 if k.removeprefix(prefix) in PERCENT else v for k, v in values.items()}
+
+
 def evaluate_predictions(pred, target, prefix: str = "") -> dict[str, float]:
     """All latency metrics of predictions against the truth, as plain floats (>= ``MIN_SCORED`` of them)."""
     p = torch.as_tensor(np.asarray(pred, dtype=np.float64), dtype=torch.float64).reshape(-1)
@@ -101,7 +110,4 @@ def evaluate_predictions(pred, target, prefix: str = "") -> dict[str, float]:
     require_scorable(len(t), f"{prefix.rstrip('/') or 'the scored set'}")
     metrics = latency_metrics(prefix).to(torch.float64)
     metrics.update(p, t)
-    out = {k: float(v) for k, v in metrics.compute().items()}
-    out[f"{prefix}rmse_pct"] *= 100.0
-    out[f"{prefix}mape"] *= 100.0
-    return out
+    return {k: float(v) for k, v in in_percent(metrics.compute(), prefix).items()}

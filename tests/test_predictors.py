@@ -358,3 +358,18 @@ def test_trainer_group_callbacks_reach_the_trainer(compose_cfg, tmp_path, data_d
     epoch = {name: torch.load(tmp_path / name / "checkpoints" / "last.ckpt", map_location="cpu",
                               weights_only=False)["epoch"] for name in ("stopped", "full")}
     assert epoch == {"stopped": 1, "full": 29}
+
+
+def test_per_epoch_validation_metrics_have_the_final_metrics_units(compose_cfg, tmp_path, data_dir):
+    # the last epoch's logged val/ metrics are those of the trained predictor on the validation split: the same
+    # figures, in the same units (percent for rmse_pct and mape), as metrics.json
+    import csv
+
+    m = run_job(compose_cfg("job=train_predictor", "search_space=nb201", "device=help", "device.column=pixel3",
+                            f"paths.data_dir={data_dir}", "train.samples=100", "estimator.epochs=4",
+                            "estimator.progress_bar=false", "logger=csv"), run_dir=tmp_path)
+    with open(next(tmp_path.glob("lightning_logs/*/metrics.csv")), newline="") as fh:
+        last = [r for r in csv.DictReader(fh) if r.get("val/rmse_pct")][-1]
+    for key in ("val/rmse_ms", "val/rmse_pct", "val/mape", "val/within_10pct"):
+        assert float(last[key]) == pytest.approx(m[key], rel=1e-3), key
+    assert m["val/rmse_pct"] > 1  # percent, not a fraction (an untrained 4-epoch MLP errs by tens of percent)

@@ -260,3 +260,23 @@ def test_make_tracker_rejects_a_bad_mode(tmp_path):
     with pytest.raises(ConfigError, match=r"^logger.mode = 'sometimes' is not allowed; allowed: offline, online, "
                                           r"disabled$"):
         make_tracker({"kind": "wandb", "mode": "sometimes"}, tmp_path, name="t", config={})
+
+
+def test_train_predictor_logs_predicted_vs_true_and_percent_curves(compose_cfg, monkeypatch, tmp_path, data_dir):
+    """A predictor's run: per-epoch val/ curves in the final metrics' units, and a predicted-vs-true scatter of the
+    test split that matches predictions.csv."""
+    for var in WANDB_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    m = run_job(compose_cfg("job=train_predictor", "search_space=nb201", "device=help", "device.column=pixel3",
+                            f"paths.data_dir={data_dir}", "train.samples=100", "estimator.epochs=3",
+                            "estimator.progress_bar=false", "logger=wandb"), run_dir=tmp_path / "run")
+    (folder,) = offline_runs(tmp_path / "wandb_dir")
+    run = OfflineRun(folder)
+    assert run.summary["val/rmse_pct"] == pytest.approx(m["val/rmse_pct"])  # the final figure, percent
+    spec = run.visualize["test_predicted_vs_true"]["panel_config"]
+    assert spec["panelDefId"] == "wandb/scatter/v0" and spec["fieldSettings"] == {"x": "latency_ms", "y": "predicted_ms"}
+    table = run.table("test_predicted_vs_true_table")
+    header, rows = _csv(tmp_path / "run" / "predictions.csv")
+    got = [r[table["columns"].index("predicted_ms")] for r in table["data"]]
+    assert got == pytest.approx([float(r[header.index("predicted_ms")]) for r in rows])

@@ -69,6 +69,8 @@ def run(cfg, ctx) -> dict[str, float]:
         rows = [[space.to_string(a), f"{t:.6g}", f"{p:.6g}"] for a, t, p in zip(test, truth[test_idx], pred)]
         write_csv(ctx.path("predictions.csv"), ["arch", "latency_ms", "predicted_ms"], rows)
         ctx.tracker.log_table("predictions", ["arch", "latency_ms", "predicted_ms"], rows[:2000])
+        ctx.tracker.log_scatter("predicted_vs_true", ["arch", "latency_ms", "predicted_ms"], rows[:2000], "latency_ms",
+                                "predicted_ms", title=f"estimator={estimator.label}: predicted vs measured latency (ms)")
     print(f"estimator={estimator.label} on {device.name} ({space.name}): {len(test)} held-out archs, "
           f"RMSE {metrics['rmse_ms']:.4g} ms ({metrics['rmse_pct']:.1f} %), Spearman {metrics['spearman']:.3f}, "
           f"Kendall {metrics['kendall']:.3f}, within 10 % {metrics['within_10pct']:.1%}")

@@ -89,6 +89,8 @@ def run(cfg, ctx) -> dict[str, float]:
                     rows = [r + [f"{a:.6g}", f"{b:.6g}"] for r, a, b in zip(rows, lo, hi)]
                 write_csv(ctx.path("predictions.csv"), head, rows)
                 ctx.tracker.log_table("test_predictions", head, rows[:2000])
+                ctx.tracker.log_scatter("test_predicted_vs_true", head, rows[:2000], "latency_ms", "predicted_ms",
+                                        title=f"Predicted vs measured latency (ms), test split, {device.name}")
     print(f"predictor ({estimator.options['model']}) on {device.name} ({space.name}), {len(tr)} training archs, "
           f"{estimator.train_seconds:.1f} s: test RMSE {metrics.get('test/rmse_ms', np.nan):.4g} ms "
           f"({metrics.get('test/rmse_pct', np.nan):.2f} %), Spearman {metrics.get('test/spearman', np.nan):.4f}"

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from hwnas.errors import ConfigError, DataError
 from hwnas.io import atomic_torch_save
-from hwnas.metrics import latency_metrics
+from hwnas.metrics import in_percent, latency_metrics
 from hwnas.options import warn
 from hwnas.predictors.data import TargetTransform
 from hwnas.predictors.models import build_model
@@ -128,7 +128,7 @@ class LatencyPredictor(pl.LightningModule):
         self.val_metrics.update(self.predict_ms(batch).double(), batch["y"].double())
 
     def on_validation_epoch_end(self):
-        self.log_dict(self.val_metrics.compute())
+        self.log_dict(in_percent(self.val_metrics.compute(), "val/"))  # the units of the final val/ metrics
         self.val_metrics.reset()
 
     def configure_optimizers(self):
