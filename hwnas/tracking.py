@@ -41,6 +41,22 @@ def table_cell(value: Any) -> Any:
     return value
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_name(path: str | os.PathLike, kind: str) -> str:
+    """``<kind>-<first 12 hex digits of the file's sha256>``: the run that writes a file and every run that reads it
+    name its artifact alike, so W&B links them (lineage) without either knowing the other."""
+    return f"{kind}-{file_sha256(path)[:12]}"
+
+
 def run_group(sweep_dir: str | os.PathLike, cwd: str | os.PathLike | None = None) -> str:
     """A sweep's W&B group: its folder relative to ``cwd`` when it lies under it, else its last two parts."""
     cwd = Path(os.path.abspath(cwd or os.getcwd()))
@@ -91,6 +107,12 @@ class Tracker:
                     title: str) -> None:
         """A scatter plot of columns ``x`` against ``y`` of a table (W&B only)."""
 
+    def log_artifact(self, path: str | os.PathLike, kind: str, metadata: Mapping[str, Any] | None = None) -> None:
+        """A file this job wrote (a predictor, supernet, measurements, lookup table), as an artifact (W&B only)."""
+
+    def use_artifact(self, path: str | os.PathLike, kind: str, option: str) -> None:
+        """A file this job read (given by config ``option``), as an input artifact (W&B only)."""
+
     def finish(self, exit_code: int = 0) -> None: ...
 
 
@@ -117,6 +139,12 @@ class PrefixedTracker(Tracker):
 
     def log_scatter(self, name, columns, rows, x, y, title):
         self.parent.log_scatter(f"{self.prefix}{name}", columns, rows, x, y, title)
+
+    def log_artifact(self, path, kind, metadata=None):
+        self.parent.log_artifact(path, kind, metadata)
+
+    def use_artifact(self, path, kind, option):
+        self.parent.use_artifact(path, kind, option)
 
 
 class CSVTracker(Tracker):
@@ -181,6 +209,25 @@ class WandbTracker(Tracker):
 
     def log_image(self, name, path):
         self.run.log({name: self._wandb.Image(str(path))})
+
+    def _artifact(self, path, kind, metadata=None):
+        artifact = self._wandb.Artifact(artifact_name(path, kind), type=kind, metadata=dict(metadata or {}))
+        artifact.add_file(str(path))
+        return artifact
+
+    def log_artifact(self, path, kind, metadata=None):
+        self.run.log_artifact(self._artifact(path, kind, metadata))
+
+    def use_artifact(self, path, kind, option):
+        """Online: ``run.use_artifact`` (W&B links it to the run that logged the same file). W&B cannot use artifacts
+        offline, so an offline run records the input in its config (``inputs``), the link to make after a sync."""
+        if not self.run.offline and self.run.settings.mode != "disabled":
+            self.run.use_artifact(self._artifact(path, kind))
+            return
+        inputs = dict(self.run.config.get("inputs") or {})
+        inputs[option] = {"artifact": artifact_name(path, kind), "type": kind, "path": str(path),
+                          "sha256": file_sha256(path)}
+        self.run.config.update({"inputs": inputs}, allow_val_change=True)
 
     def finish(self, exit_code=0):
         self.run.finish(exit_code=exit_code)

@@ -71,6 +71,8 @@ class OfflineRun:
                 for u in r.config.update:
                     if list(u.nested_key[:2]) == ["_wandb", "visualize"]:
                         self.visualize[u.nested_key[2]] = json.loads(u.value_json)
+                    elif (u.key or u.nested_key[0]) != "_wandb":  # run.config.update during the run
+                        self.config[_key(u)] = json.loads(u.value_json)
             elif kind == "summary":
                 self.summary.update({_key(u): json.loads(u.value_json) for u in r.summary.update})
             elif kind == "history":
@@ -133,7 +135,11 @@ def test_config_is_the_resolved_config_plus_hydras_choices_and_overrides(sweep):
 
     saved = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=True)
     saved.pop("logger")  # resolved here, where the WANDB_* variables of the run are unset
-    assert {k: v for k, v in run.config.items() if k not in ("_wandb", "hydra_choices", "overrides", "logger")} == saved
+    extra = ("_wandb", "hydra_choices", "overrides", "logger", "inputs")
+    assert {k: v for k, v in run.config.items() if k not in extra} == saved
+    # the files it read (the surrogate's device and accuracy tables), each as the artifact a writer would log
+    assert {k: (v["type"], v["path"]) for k, v in run.config["inputs"].items()} == {
+        "device.path": ("measurements", saved["device"]["path"]), "accuracy.path": ("accuracy_table", saved["accuracy"]["path"])}
     assert run.config["logger"] == {"kind": "wandb", "project": "hwnas-test", "entity": "someone", "mode": "offline",
                                     "dir": str(run_dir.parents[2] / "wandb_dir"), "tags": ["mine"]}
     assert run.config["hydra_choices"]["search_strategy"] == "evolution"
@@ -280,3 +286,32 @@ def test_train_predictor_logs_predicted_vs_true_and_percent_curves(compose_cfg, 
     header, rows = _csv(tmp_path / "run" / "predictions.csv")
     got = [r[table["columns"].index("predicted_ms")] for r in table["data"]]
     assert got == pytest.approx([float(r[header.index("predicted_ms")]) for r in rows])
+
+
+def test_a_written_file_is_an_artifact_and_a_run_reading_it_names_the_same_one(compose_cfg, monkeypatch, tmp_path,
+                                                                                 data_dir):
+    """job=train_predictor logs predictor.pt as a ``predictor`` artifact; a job=predict run that reads it records the
+    same artifact (by the file's digest) as its input: the link W&B makes after a sync (offline runs cannot
+    use_artifact)."""
+    from hwnas.tracking import artifact_name, file_sha256
+
+    for var in WANDB_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "w1"))
+    run_job(compose_cfg("job=train_predictor", "search_space=nb201", "device=help", "device.column=pixel3",
+                        f"paths.data_dir={data_dir}", "train.samples=100", "estimator.epochs=2",
+                        "estimator.progress_bar=false", "logger=wandb"), run_dir=tmp_path / "train")
+    checkpoint = tmp_path / "train" / "predictor.pt"
+    (folder,) = offline_runs(tmp_path / "w1")
+    logged = [r.artifact for r in records(next(folder.glob("run-*.wandb")))
+              if r.WhichOneof("record_type") == "artifact" and r.artifact.type != "run_table"]  # (tables are artifacts too)
+    assert [(a.type, a.name) for a in logged] == [("predictor", artifact_name(checkpoint, "predictor"))]
+    assert json.loads(logged[0].metadata)["space"] == "nb201"
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "w2"))
+    run_job(compose_cfg("job=predict", "search_space=nb201", "estimator=predictor", f"estimator.checkpoint={checkpoint}",
+                        f"predict.input={tmp_path / 'train' / 'predictions.csv'}", f"predict.output={tmp_path / 'p.csv'}",
+                        "logger=wandb"), run_dir=tmp_path / "predict")
+    (folder,) = offline_runs(tmp_path / "w2")
+    inputs = OfflineRun(folder).config["inputs"]
+    assert inputs == {"estimator.checkpoint": {"artifact": logged[0].name, "type": "predictor", "path": str(checkpoint),
+                                               "sha256": file_sha256(checkpoint)}}

@@ -104,6 +104,22 @@ def check_output_file(key: str, value) -> Path:
     return path
 
 
+#: config options naming a file a job reads, and the artifact type of such a file (the writers log the same types:
+#: predictor, supernet, measurements, lookup_table), so that a W&B run records what it used (Tracker.use_artifact)
+INPUT_FILES = {"estimator.checkpoint": "predictor", "transfer.base": "predictor", "eval_subnets.checkpoint": "supernet",
+               "train_subnet.supernet": "supernet", "estimator.path": "lookup_table", "estimator.fit_data": "measurements",
+               "search.margin_data": "measurements", "device.path": "measurements",
+               "accuracy.checkpoint": "accuracy_predictor", "accuracy.path": "accuracy_table"}
+
+
+def log_inputs(cfg: DictConfig, tracker: Tracker) -> None:
+    """Each existing file named by an :data:`INPUT_FILES` option of ``cfg`` as an input artifact of the job's run."""
+    for option, kind in INPUT_FILES.items():
+        value = OmegaConf.select(cfg, option, default=None)
+        if isinstance(value, str) and value and Path(value).expanduser().is_file():
+            tracker.use_artifact(Path(value).expanduser(), kind, option)
+
+
 def _multirun_info() -> dict | None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -147,6 +163,7 @@ def run_job(cfg: DictConfig, run_dir: Path | None = None, tracker: Tracker | Non
 
             atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
             tracker = PrefixedTracker(tracker, prefix)
+        log_inputs(cfg, tracker)
         ctx = JobContext(run_dir=run_dir, tracker=tracker, data_dir_value=cfg.paths.get("data_dir"))
         metrics: dict[str, Any] = module.run(cfg, ctx) or {}
         write_metrics(run_dir / "metrics.json", metrics)

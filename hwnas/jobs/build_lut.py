@@ -47,4 +47,5 @@ def run(cfg, ctx) -> dict[str, float]:
         atomic_write_text(output, yaml.safe_dump(table, sort_keys=True))
     print(f"lookup table of {len(table)} {space.name} layers on {device.name} ({len(todo)} profiled now, "
           f"{seconds:.1f} s) -> {output}")
+    ctx.tracker.log_artifact(output, "lookup_table", {"space": space.name, "device": device.name, "layers": len(table)})
     return {"n_layers": len(table), "n_profiled_now": len(todo), "profile_seconds": seconds}

@@ -182,7 +182,9 @@ def run(cfg, ctx) -> dict[str, float]:
     output = Path(cfg.measure.output) if cfg.measure.get("output") else default_output(cfg, space, device)
     identity = provenance.local_latency("latency of architectures (job=measure)", cfg.search_space, device)
     with MeasurementStore(output, COLUMNS, identity) as store:  # locked until the noise floor is in
-        return _measure(cfg, ctx, space, device, archs, store, output, noise)
+        metrics = _measure(cfg, ctx, space, device, archs, store, output, noise)
+    ctx.tracker.log_artifact(output, "measurements", {"space": space.name, "device": device.name})
+    return metrics
 
 
 def _measure(cfg, ctx, space, device: LocalDevice, archs: list, store: MeasurementStore, output: Path,

@@ -72,6 +72,7 @@ def run(cfg, ctx) -> dict[str, float]:
         metrics["interval_offset"] = estimator.calibrate_interval(space, pick(va), lat[va])
     output = Path(cfg.train.output) if cfg.train.get("output") else ctx.path("predictor.pt")
     estimator.save(output)
+    ctx.tracker.log_artifact(output, "predictor", {"space": space.name, "device": device.name, "n_train": len(tr)})
     if estimator.ridge_alpha is not None:
         metrics["ridge_alpha"] = estimator.ridge_alpha
     for name, idx in (("val", va), ("test", te)):

@@ -146,6 +146,8 @@ def run(cfg, ctx) -> dict[str, float]:
     output = Path(tc.output) if tc.get("output") else ctx.path("supernet.pt")
     save_supernet(module.supernet, output, data=dm.name, image_size=dm.image_size, schedule=module.hparams.schedule,
                   global_step=int(module.global_step), total_steps=module.schedule.total_steps)
+    ctx.tracker.log_artifact(output, "supernet", {"space": space.name, "data": dm.name,
+                                                  "global_step": int(module.global_step)})
     metrics: dict[str, float] = {
         "train_seconds": seconds, "global_step": int(module.global_step), "total_steps": module.schedule.total_steps,
         "schedule_done": float(position.done), "params_supernet": sum(p.numel() for p in module.supernet.parameters()),
