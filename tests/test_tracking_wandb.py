@@ -285,7 +285,8 @@ def test_train_predictor_logs_predicted_vs_true_and_percent_curves(compose_cfg, 
     table = run.table("test_predicted_vs_true_table")
     header, rows = _csv(tmp_path / "run" / "predictions.csv")
     got = [r[table["columns"].index("predicted_ms")] for r in table["data"]]
-    assert got == pytest.approx([float(r[header.index("predicted_ms")]) for r in rows])
+    assert len(got) == min(2000, len(rows))  # the first 2,000 test cells (the full NB201 table's split has 2,343)
+    assert got == pytest.approx([float(r[header.index("predicted_ms")]) for r in rows[:len(got)]])
 
 
 def test_a_written_file_is_an_artifact_and_a_run_reading_it_names_the_same_one(compose_cfg, monkeypatch, tmp_path,
