@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hwnas.errors import ConfigError, choices_text
-from hwnas.io import flat_numeric
+from hwnas.io import file_digest, flat_numeric
 
 TRACKERS = ("wandb", "csv", "none")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -41,20 +41,10 @@ def table_cell(value: Any) -> Any:
     return value
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def artifact_name(path: str | os.PathLike, kind: str) -> str:
     """``<kind>-<first 12 hex digits of the file's sha256>``: the run that writes a file and every run that reads it
     name its artifact alike, so W&B links them (lineage) without either knowing the other."""
-    return f"{kind}-{file_sha256(path)[:12]}"
+    return f"{kind}-{file_digest(path)[:12]}"
 
 
 def run_group(sweep_dir: str | os.PathLike, cwd: str | os.PathLike | None = None) -> str:
@@ -226,7 +216,7 @@ class WandbTracker(Tracker):
             return
         inputs = dict(self.run.config.get("inputs") or {})
         inputs[option] = {"artifact": artifact_name(path, kind), "type": kind, "path": str(path),
-                          "sha256": file_sha256(path)}
+                          "sha256": file_digest(path)}
         self.run.config.update({"inputs": inputs}, allow_val_change=True)
 
     def finish(self, exit_code=0):

@@ -20,6 +20,7 @@ import pytest
 
 from hwnas.devices import LocalDevice
 from hwnas.errors import DataError
+from hwnas.io import file_digest
 from hwnas.measure import MeasurementStore, provenance
 from hwnas.measure.sharing import WriterLock, identity_path, lock_path
 
@@ -214,8 +215,8 @@ def test_provenance_of_local_device_space_and_checkpoint(tmp_path):
                               drop=["num_workers"]) == {"data.seed": 0, "data.split": [0.7, 0.3], "data.nested.a": 1}
     ckpt = tmp_path / "a.pt"
     ckpt.write_bytes(b"weights")
-    digest = provenance.file_digest(ckpt)
+    digest = file_digest(ckpt)
     os.utime(ckpt, (0, 0))
-    assert provenance.file_digest(ckpt) == digest and len(digest) == 64
+    assert file_digest(ckpt) == digest and len(digest) == 64
     ckpt.write_bytes(b"weights2")
-    assert provenance.file_digest(ckpt) != digest
+    assert file_digest(ckpt) != digest

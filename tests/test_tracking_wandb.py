@@ -294,7 +294,8 @@ def test_a_written_file_is_an_artifact_and_a_run_reading_it_names_the_same_one(c
     """job=train_predictor logs predictor.pt as a ``predictor`` artifact; a job=predict run that reads it records the
     same artifact (by the file's digest) as its input: the link W&B makes after a sync (offline runs cannot
     use_artifact)."""
-    from hwnas.tracking import artifact_name, file_sha256
+    from hwnas.io import file_digest
+    from hwnas.tracking import artifact_name
 
     for var in WANDB_VARS:
         monkeypatch.delenv(var, raising=False)
@@ -315,4 +316,4 @@ def test_a_written_file_is_an_artifact_and_a_run_reading_it_names_the_same_one(c
     (folder,) = offline_runs(tmp_path / "w2")
     inputs = OfflineRun(folder).config["inputs"]
     assert inputs == {"estimator.checkpoint": {"artifact": logged[0].name, "type": "predictor", "path": str(checkpoint),
-                                               "sha256": file_sha256(checkpoint)}}
+                                               "sha256": file_digest(checkpoint)}}

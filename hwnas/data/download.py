@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from hwnas.data.convert import CONVERTERS
 from hwnas.errors import ConfigError, DataError, choices_text
+from hwnas.io import file_digest
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.yaml")
 UPSTREAM_DIR = "upstream"
@@ -322,14 +323,6 @@ def fetch_file(url: str, dest: str | os.PathLike, *, checksum: tuple[str, str] |
     except _FetchFailed as exc:
         raise DataError(f"could not fetch {url} -> '{dest}': {exc.reason}; nothing was written") from None
     return dest
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _say(message: str) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hwnas.errors import ConfigError, choices_text
+from hwnas.io import file_digest
 from hwnas.jobs.train_supernet import load_supernet_with_data, set_threads
 from hwnas.measure import MeasurementStore, provenance
 from hwnas.options import count, integer, seed
@@ -38,7 +39,7 @@ def identity(cfg, checkpoint: Path, data_name: str, split: str) -> dict[str, obj
     drop = list(NEUTRAL_DATA_OPTIONS)
     if data.get("md5"):  # checksummed data is the same wherever it lives
         drop.append("root")
-    return {"rows": "top-1 accuracy of subnets (job=eval_subnets)", "supernet.sha256": provenance.file_digest(checkpoint),
+    return {"rows": "top-1 accuracy of subnets (job=eval_subnets)", "supernet.sha256": file_digest(checkpoint),
             "data.name": data_name, **provenance.options("data", data, drop=drop), "eval_subnets.split": split,
             "eval_subnets.calibration_images": integer(cfg.eval_subnets.calibration_images,
                                                        "eval_subnets.calibration_images", 1)}

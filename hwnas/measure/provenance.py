@@ -6,8 +6,6 @@ file's rows are one dataset only if all of these are equal (:mod:`hwnas.measure.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from typing import Any, Iterable, Mapping
 
 from omegaconf import OmegaConf
@@ -56,10 +54,3 @@ def local_latency(rows: str, space_node: Any, device) -> dict[str, Any]:
     return {"rows": rows, **search_space(space_node), **local_device(device)}
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (a checkpoint's content, whatever its name or modification time)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -271,7 +271,8 @@ def read_cifar(root: str | os.PathLike, variant: str, download: bool = False, md
     ``md5="official"`` checks an archive against the checksum published on the CIFAR page;
     ``null`` skips the check (a local archive of your own), any other string is the expected md5.
     """
-    from hwnas.data.download import fetch_file, file_digest
+    from hwnas.data.download import fetch_file
+    from hwnas.io import file_digest
 
     meta = CIFAR[variant]
     root = Path(root).expanduser()
