@@ -267,7 +267,7 @@ class PredictorEstimator(LatencyEstimator):
         """Each architecture's ``estimator.interval`` (e.g. 90 %) latency interval, ms: ``(low, high)``; calibrated
         when :meth:`calibrate_interval` ran on held-out measurements (job=train_predictor does, on its val split)."""
         hp = self._has_interval()
-        if hp.get("interval_method", "quantile") == "flops_gap":
+        if not self.module.has_quantile_heads:  # (interval is set) flops_gap
             if not hp.get("interval_scale"):
                 raise ConfigError("a flops_gap interval is set by calibration on held-out measurements, and this "
                                   "predictor was never calibrated: job=train_predictor calibrates it on its "
@@ -291,7 +291,7 @@ class PredictorEstimator(LatencyEstimator):
         y = np.asarray(latency_ms, dtype=np.float64)
         if len(y) < 2:
             raise DataError(f"calibrating an interval needs >= 2 held-out architectures, got {len(y)}")
-        if hp.get("interval_method", "quantile") == "flops_gap":
+        if not self.module.has_quantile_heads:  # (interval is set) flops_gap
             hp.interval_offset, hp.interval_scale = intervals.calibrate(
                 self._predict(space, archs), self._interval_prior(space, archs), y, float(hp.interval))
             return hp.interval_offset
