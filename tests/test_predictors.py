@@ -318,6 +318,55 @@ def test_flops_gap_interval_is_wide_where_the_predictor_departs_from_the_flops_f
     assert np.all(np.diff(np.column_stack(ridge.predict_interval(space, archs[450:])), axis=1) > 0)
 
 
+def test_cv_plus_bounds_are_the_order_statistics_of_the_fold_predictions_plus_minus_residuals():
+    from hwnas.predictors.intervals import cv_folds, cv_plus_bounds, cv_ranks
+
+    rng = np.random.default_rng(0)
+    n, k, batch = 40, 4, 7
+    fold_of, residuals = cv_folds(n, k, seed=3), rng.uniform(0, 1, n)
+    assert sorted(np.bincount(fold_of)) == [10, 10, 10, 10] and not np.array_equal(fold_of, cv_folds(n, k, seed=4))
+    fold_z = torch.as_tensor(rng.normal(0, 1, (k, batch)))
+    lo, hi = cv_plus_bounds(fold_z, fold_of, residuals, 0.9)
+    z = fold_z.numpy()[fold_of]  # (n, batch)
+    # Barber et al. (2021): the floor(0.1 * 41) = 4th smallest of z - R, the ceil(0.9 * 41) = 37th smallest of z + R
+    assert cv_ranks(n, 0.9) == (3, 36)
+    assert np.allclose(lo.numpy(), np.sort(z - residuals[:, None], axis=0)[3])
+    assert np.allclose(hi.numpy(), np.sort(z + residuals[:, None], axis=0)[36])
+    with pytest.raises(DataError, match="a 90% cv_plus interval needs at least 9 training samples .* got 8"):
+        cv_ranks(8, 0.9)
+
+
+def test_cv_plus_interval_covers_unseen_cells_needs_no_calibration_and_is_saved(tmp_path):
+    # NB201 latencies = a per-op cost sum x 10 % log-normal noise; 5 MLPs each trained without a fifth of 200
+    # cells give CV+ 90 % intervals that cover about 90 % of 1,000 unseen cells (CV+ may cover more, never
+    # much less) with no held-out calibration; the intervals are saved with the predictor
+    space = get_space("nb201")
+    archs = space.sample(1200, seed=2)
+    x = space.encode(archs).double().numpy()
+    rng = np.random.default_rng(2)
+    lat = np.exp(x @ rng.uniform(0.1, 0.5, x.shape[1]) + rng.normal(0, 0.1, len(archs)))
+    est = PredictorEstimator(hidden=[64, 64], epochs=40, batch_size=32, interval=0.9, interval_method="cv_plus",
+                             interval_folds=5, seed=0, **QUIET).fit(space, archs[:200], lat[:200])
+    hp = est.module.hparams
+    assert len(est.module.cv_nets) == 5 and len(hp.interval_cv["residuals"]) == 200
+    lo, hi = est.predict_interval(space, archs[200:])
+    y, pred = lat[200:], est.predict(space, archs[200:])
+    covered = np.mean((y >= lo) & (y <= hi))
+    assert 0.85 <= covered <= 0.99, covered
+    assert np.median(hi / pred) > 1.1 and np.all(lo < hi)
+    assert not est.needs_calibration and est.calibrate_interval(space, archs[200:400], lat[200:400]) == 0.0
+    assert np.array_equal(est.predict_interval(space, archs[200:])[1], hi)  # calibration left it as it was
+    again = PredictorEstimator(checkpoint=str(est.save(tmp_path / "p.pt")))  # the fold networks and residuals saved
+    assert np.allclose(again.predict_interval(space, archs[200:])[1], hi, rtol=1e-5)
+    ridge = PredictorEstimator(model="ridge", interval=0.8, interval_method="cv_plus").fit(space, archs[:200], lat[:200])
+    rlo, rhi = ridge.predict_interval(space, archs[200:])  # any model: the folds are closed-form fits too
+    assert 0.75 <= np.mean((y >= rlo) & (y <= rhi)) <= 0.95
+    with pytest.raises(DataError, match="a 90% cv_plus interval needs at least 9 training samples"):
+        PredictorEstimator(model="ridge", interval=0.9, interval_method="cv_plus").fit(space, archs[:8], lat[:8])
+    with pytest.raises(ConfigError, match=r"estimator.interval_folds = 1 is out of range; it must be >= 2"):
+        PredictorEstimator(interval=0.9, interval_method="cv_plus", interval_folds=1)
+
+
 def test_interval_options_are_checked(nb201_pixel3):
     space, archs, lat = nb201_pixel3
     with pytest.raises(ConfigError, match=r"estimator.interval = 1.5 is not allowed; allowed: a coverage in \(0, 1\)"):

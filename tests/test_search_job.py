@@ -304,3 +304,13 @@ def test_uncertainty_margin_searches_under_each_architectures_interval(compose_c
                               "search.plot=false"), run_dir=tmp_path / "gap")
     pick = _rows(tmp_path / "gap" / "picks.csv")[0]
     assert gap["interval_offset"] > 0 and float(pick["predicted_latency_ms"]) <= 12 + 1e-9
+    # CV+ error bars: no held-out cells read (none calibrated, none needed), the pick's upper end meets the budget
+    # (the surrogate's log latency spreads over 4 decades: 90 % intervals of a 300-sample MLP span ~10x)
+    cv = run_job(compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", *EVOLUTION, "estimator=predictor",
+                             "estimator.fit_samples=300", "estimator.interval=0.9", "estimator.interval_method=cv_plus",
+                             "estimator.epochs=30", "estimator.batch_size=32", "estimator.hidden=[64]",
+                             "estimator.progress_bar=false", "search.latency_budgets=[30]",
+                             "search.latency_margin=uncertainty", "search.plot=false"), run_dir=tmp_path / "cv")
+    pick = _rows(tmp_path / "cv" / "picks.csv")[0]
+    assert "interval_calibration_n" not in cv and cv["budget_30ms/found"] == 1
+    assert float(pick["predicted_latency_ms"]) <= 30 + 1e-9

@@ -67,6 +67,11 @@ for dev in $DEVICES; do
   sweep $COMMON search.latency_margin=auto search.margin_quantile=0.99 search.latency_source=estimator \
     estimator=predictor estimator.fit_samples=100,1000 estimator.progress_bar=false \
     hydra.sweep.dir=$RUNS/predictor_margin99
+  # 2e. the same MLP, its error bars from CV+ (interval_method=cv_plus: 5 more MLPs, each trained without one fifth
+  #     of the samples; the interval from their out-of-fold errors): no held-out cells used, at two coverages
+  sweep $COMMON search.latency_margin=uncertainty search.latency_source=estimator estimator=predictor \
+    estimator.fit_samples=100,1000 estimator.interval=0.8,0.9 estimator.interval_method=cv_plus \
+    estimator.progress_bar=false hydra.sweep.dir=$RUNS/predictor_cv_plus
 done
 
 # 3. tables, into README.md
@@ -78,12 +83,12 @@ report margin "report.dirs=[$OUT/runs/search]" "report.where=['search.latency_ma
   "report.rows=[estimator,estimator.fit_samples,search.margin_quantile]" \
   "report.metrics=[latency_margin,margin_median_abs_error_pct,violations,beyond_margin,max_violation_pct,mean_regret,hv_ratio]" \
   "report.title='latency_margin=auto: the margin set per run (95 % quantile of underestimate on 500 unseen cells), violations and picks beyond the margin (of 3 budgets); mean ± std over devices x seeds'"
-margin_dirs=$(for d in $DEVICES; do for r in predictor_margin predictor_margin99 predictor_uncertainty predictor_flops_gap; do
+margin_dirs=$(for d in $DEVICES; do for r in predictor_margin predictor_margin99 predictor_uncertainty predictor_flops_gap predictor_cv_plus; do
   printf "$OUT/runs/search/$d/$r,"; done; done | sed 's/,$//')
 report uncertainty "report.dirs=[$margin_dirs]" \
   "report.rows=[estimator.fit_samples,search.latency_margin,search.margin_quantile,estimator.interval_method,estimator.interval]" \
   "report.metrics=[violations,max_violation_pct,mean_regret,max_regret,hv_ratio,latency_margin,interval_offset]" \
-  "report.title='The MLP predictor under one measured margin (auto: the 95 % quantile, or margin_quantile 0.99) and under the upper end of each cell calibrated interval (uncertainty: quantile heads at 90 %, or flops_gap at 80 / 90 %): violations (of 3 budgets), regret (accuracy points), hypervolume ratio; mean ± std over 6 devices x 3 seeds'"
+  "report.title='The MLP predictor under one measured margin (auto: the 95 % quantile, or margin_quantile 0.99) and under the upper end of each cell calibrated interval (uncertainty: quantile heads at 90 %, flops_gap or cv_plus at 80 / 90 %; cv_plus reads no held-out cells): violations (of 3 budgets), regret (accuracy points), hypervolume ratio; mean ± std over 6 devices x 3 seeds'"
 report search "report.dirs=[$OUT/runs/search]" \
   "report.rows=[device.column,search.latency_budgets,search.latency_source,estimator,estimator.fit_samples,search.latency_margin,search.margin_quantile,estimator.interval_method,estimator.interval]" \
   "report.metrics=[$METRICS]" \

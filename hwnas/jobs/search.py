@@ -60,8 +60,11 @@ def interval_label(estimator) -> str:
         raise ConfigError(f"search.latency_margin=uncertainty searches under each architecture's error bar, and "
                           f"estimator={estimator.label} has none: train a predictor with estimator.interval=0.9 "
                           f"(job=train_predictor calibrates it) and give estimator.checkpoint=<its predictor.pt>")
-    return (f"estimator={estimator.label}, upper end of its {coverage:.0%} {hp.get('interval_method', 'quantile')} "
-            f"interval (calibration offset {float(hp.get('interval_offset', 0.0)):+.3g})")
+    method = hp.get("interval_method", "quantile")
+    how = (f"CV+ over {int(hp.interval_cv['folds'])} folds of its {len(hp.interval_cv['residuals'])} training samples"
+           if method == "cv_plus" and hp.get("interval_cv") else
+           f"calibration offset {float(hp.get('interval_offset', 0.0)):+.3g}")
+    return f"estimator={estimator.label}, upper end of its {coverage:.0%} {method} interval ({how})"
 
 
 def run(cfg, ctx) -> dict[str, float]:
@@ -108,7 +111,8 @@ def run(cfg, ctx) -> dict[str, float]:
         latency, latency_label = latency_metric(estimator, space), f"estimator={estimator.label}"
         if margin == "uncertainty":
             interval_label(estimator)  # (an estimator without error bars stops here)
-            if getattr(estimator, "fit_keys", None):  # fitted by this job: calibrated on architectures it has not seen
+            # fitted by this job: calibrated on architectures it has not seen (cv_plus needs none: its folds did)
+            if getattr(estimator, "fit_keys", None) and getattr(estimator, "needs_calibration", True):
                 archs, true_ms = held_out(estimator, space, device, s.get("margin_data"), samples,
                                           int(cfg.get("seed", 0)))
                 extra_metrics.update(interval_offset=estimator.calibrate_interval(space, archs, true_ms),

@@ -81,7 +81,7 @@ class PredictorEstimator(LatencyEstimator):
                  weight_decay: float = 0.0, epochs: int = 200, batch_size: int = 256, trainer=None, seed: int = 0,
                  progress_bar: bool | None = None, predict_batch_size: int = 65536, precision: str = "32",
                  alpha: float | None = None, interval: float | None = None, interval_method: str = "quantile",
-                 **fit_options):
+                 interval_folds: int = 5, **fit_options):
         self.needs_fit = checkpoint is None
         super().__init__(**fit_options)
         if model not in MODELS:
@@ -96,7 +96,8 @@ class PredictorEstimator(LatencyEstimator):
         self.interval_method = intervals.check_method(interval_method)
         if interval is not None and model != "mlp" and interval_method == "quantile":
             raise ConfigError(f"estimator.interval (error bars from quantile heads) needs estimator.model=mlp; "
-                              f"model = {model!r} has none (estimator.interval_method=flops_gap works with any model)")
+                              f"model = {model!r} has none (estimator.interval_method=cv_plus or flops_gap works "
+                              f"with any model)")
         self.interval = None if interval is None else float(interval)
         self.resolutions: list[int] = []  # the training set's input sizes (encoding=layers codes these)
         self.ridge_alpha: float | None = None  # the penalty a ridge fit used
@@ -106,6 +107,8 @@ class PredictorEstimator(LatencyEstimator):
         from hwnas.options import count, integer
 
         self.epochs = count(epochs, "estimator.epochs", 1, why="passes over the training set")
+        self.interval_folds = count(interval_folds, "estimator.interval_folds", 2,
+                                    why="cv_plus: models each trained without one fold of the samples")
         self.batch_size = count(batch_size, "estimator.batch_size", 1, why="architectures per training step")
         self.seed = integer(seed, "estimator.seed", minimum=0)
         self.trainer_cfg, self.progress_bar = trainer, progress_bar
@@ -169,26 +172,61 @@ class PredictorEstimator(LatencyEstimator):
             t0 = time.perf_counter()
             self.ridge_alpha = solve_ridge(self.module, train["x"], train["y"], self.alpha)
             self.train_seconds, self.fitted = time.perf_counter() - t0, True
-            return self
-        self.train_module(LatencyDataModule(train, val, self.batch_size, self.seed), work_dir, logger)
+        else:
+            self.train_module(LatencyDataModule(train, val, self.batch_size, self.seed), work_dir, logger)
+        if self.interval and self.interval_method == "cv_plus":
+            self.fit_cv_plus(train, work_dir)
         return self
 
-    def train_module(self, datamodule, work_dir=None, logger=False, epochs: int | None = None) -> None:
-        """Train ``self.module``; with ``work_dir``, checkpoint every epoch and on interrupt, resume if present."""
+    def fit_cv_plus(self, train: dict, work_dir=None) -> None:
+        """``interval_method=cv_plus``: train ``interval_folds`` more models, each on the samples outside one fold
+        (same recipe and target scaling as the full model), and keep them with every sample's out-of-fold residual
+        (:mod:`hwnas.predictors.intervals`)."""
+        main, n = self.module, len(train["y"])
+        folds = intervals.cv_folds(n, self.interval_folds, self.seed)
+        intervals.cv_ranks(n, self.interval)  # too few samples for the coverage: say so before training
+        z_true = main.transform.forward(train["y"].double())
+        residuals = torch.zeros(n, dtype=torch.float64)
+        nets, seconds = [], self.train_seconds
+        for k in range(self.interval_folds):
+            fit_rows, held = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            pl.seed_everything(self.seed + 1 + k, workers=True, verbose=False)
+            module = LatencyPredictor(**{**dict(main.hparams), "interval_cv": None})
+            part = {key: v[fit_rows] for key, v in train.items()}
+            if self.options["model"] == "ridge":
+                solve_ridge(module, part["x"], part["y"], self.ridge_alpha)
+            else:
+                self.train_module(LatencyDataModule(part, None, self.batch_size, self.seed + 1 + k),
+                                  None if work_dir is None else Path(work_dir) / f"cv_fold{k}", module=module)
+                seconds += self.train_seconds
+            with torch.inference_mode():
+                z = module({key: v[held] for key, v in train.items() if key != "y"}).double()
+            residuals[held] = (z_true[held] - z).abs()
+            nets.append(module.net)
+        main.cv_nets.extend(nets)
+        main.hparams.interval_cv = {"folds": self.interval_folds, "fold_of": [int(f) for f in folds],
+                                    "residuals": [float(r) for r in residuals]}
+        self.module, self.train_seconds, self.fitted = main, seconds, True
+
+    def train_module(self, datamodule, work_dir=None, logger=False, epochs: int | None = None,
+                     module: LatencyPredictor | None = None) -> None:
+        """Train ``module`` (default ``self.module``); with ``work_dir``, checkpoint every epoch and on interrupt,
+        resume if present."""
+        module = self.module if module is None else module
         callbacks, resume = [], None
         if work_dir is not None:
             callbacks, resume = checkpointing(Path(work_dir) / "checkpoints")
             if resume is not None:
-                check_same_config(resume, self.module.hparams, self.resume_options())
+                check_same_config(resume, module.hparams, self.resume_options())
                 print(f"resuming predictor training from {resume.path} (step {resume.global_step})")
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
         trainer = make_trainer(self.trainer_cfg, epochs or self.epochs, work_dir, logger, self.progress_bar, callbacks,
                                validate=bool(datamodule.val))
         t0 = time.perf_counter()
-        trainer.fit(self.module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
         self.train_seconds = time.perf_counter() - t0
-        self.module.eval()
+        module.eval()
         self.fitted = True
 
     def resume_options(self) -> dict[str, str]:
@@ -221,7 +259,7 @@ class PredictorEstimator(LatencyEstimator):
     def _predict(self, space, archs) -> np.ndarray:
         return self._batched(space, archs, 1, lambda feats: (self.module(feats),))[0]
 
-    def _batched(self, space, archs, n_outputs: int, outputs) -> list[np.ndarray]:
+    def _batched(self, space, archs, n_outputs: int, outputs, step: int | None = None) -> list[np.ndarray]:
         """``outputs(features)`` (a tuple of ``n_outputs`` transformed-unit tensors) over ``archs`` in chunks, in
         ms; first checked: the space, and (encoding=layers) that every resolution is one the fit saw."""
         self.check_space(space)
@@ -235,7 +273,8 @@ class PredictorEstimator(LatencyEstimator):
                                 f"asked for {', '.join(map(str, unseen[:5]))}: restrict search_space.resolutions or "
                                 f"fit with estimator.encoding=onehot")
         # wide encodings (layers: thousands of columns) in chunks of at most ~64 MB of inputs
-        step = max(1, min(self.predict_batch_size, 16_000_000 // max(1, int(hp.encoding_dim))))
+        step = max(1, min(self.predict_batch_size, step or self.predict_batch_size,
+                          16_000_000 // max(1, int(hp.encoding_dim))))
         parts: list[list[np.ndarray]] = []
         for i in range(0, len(archs), step):
             feats = featurize(space, archs[i:i + step], hp.encoding, resolutions)
@@ -267,6 +306,10 @@ class PredictorEstimator(LatencyEstimator):
         """Each architecture's ``estimator.interval`` (e.g. 90 %) latency interval, ms: ``(low, high)``; calibrated
         when :meth:`calibrate_interval` ran on held-out measurements (job=train_predictor does, on its val split)."""
         hp = self._has_interval()
+        if hp.get("interval_method") == "cv_plus":
+            # n x batch order statistics: batches of at most ~16M candidate bounds
+            step = max(1, 16_000_000 // max(1, len((hp.get("interval_cv") or {}).get("residuals", ()))))
+            return tuple(self._batched(space, archs, 2, self.module.cv_bounds, step=step))
         if not self.module.has_quantile_heads:  # (interval is set) flops_gap
             if not hp.get("interval_scale"):
                 raise ConfigError("a flops_gap interval is set by calibration on held-out measurements, and this "
@@ -279,18 +322,26 @@ class PredictorEstimator(LatencyEstimator):
         lo, hi = self._batched(space, archs, 2, self.module.bounds)
         return lo, hi
 
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether the interval is set by :meth:`calibrate_interval` on held-out measurements (quantile, flops_gap)
+        or already by the training samples' folds (cv_plus: calibrating leaves it as it is)."""
+        return self._has_interval().get("interval_method", "quantile") != "cv_plus"
+
     @torch.inference_mode()
     def calibrate_interval(self, space, archs, latency_ms) -> float:
         """Widen the interval until it covers ``interval`` of these held-out architectures (split conformal,
         finite-sample corrected); returns the offset (``quantile``: conformalized quantile regression, Romano et
         al., NeurIPS 2019, in transformed units, negative where the heads were too wide; ``flops_gap``: the
-        normalized score's quantile, :mod:`hwnas.predictors.intervals`)."""
+        normalized score's quantile, :mod:`hwnas.predictors.intervals`; ``cv_plus``: 0, its folds calibrated it)."""
         hp = self.module.hparams
         if not hp.get("interval"):
             raise ConfigError("this predictor has no error bars to calibrate: train it with estimator.interval=0.9")
         y = np.asarray(latency_ms, dtype=np.float64)
         if len(y) < 2:
             raise DataError(f"calibrating an interval needs >= 2 held-out architectures, got {len(y)}")
+        if not self.needs_calibration:
+            return 0.0
         if not self.module.has_quantile_heads:  # (interval is set) flops_gap
             hp.interval_offset, hp.interval_scale = intervals.calibrate(
                 self._predict(space, archs), self._interval_prior(space, archs), y, float(hp.interval))

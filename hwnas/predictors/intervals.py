@@ -1,4 +1,14 @@
-"""Error bars whose width follows how far a learned predictor departs from a FLOPs fit on the same samples.
+"""Per-architecture error bars of a learned predictor that need no quantile heads.
+
+``estimator.interval_method=cv_plus``: CV+ (Barber, Candes, Ramdas & Tibshirani, "Predictive inference with
+the jackknife+", Ann. Statist. 2021, section 3.4). The training samples are split into K folds and K more
+models are trained, each without one fold; sample i's residual ``R_i = |z_i - z_{-k(i)}(x_i)|`` is its error
+under the model that did not see it (transformed units: log latency by default). An architecture's interval
+is then ``[the floor((1 - c)(n + 1))-th smallest of z_{-k(i)}(x) - R_i, the ceil(c (n + 1))-th smallest of
+z_{-k(i)}(x) + R_i]`` over the n training samples, for coverage c. It needs no held-out measurements: the
+folds are the calibration. Where one training sample pulls the full model far (on HELP's NB201 phone tables
+a few cells are measured 5-10x faster than their neighbours, and a 100-sample MLP learns to call those
+neighbours fast), the model that did not see it disagrees, and the interval widens there.
 
 ``estimator.interval_method=flops_gap``. A search picks the architectures its latency model
 underestimates most: on NB201 a 100-sample MLP called cells fast that run 2-6x slower, cells a FLOPs
@@ -20,12 +30,14 @@ Measured in experiments/search_nb201 (the uncertainty table): against one margin
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from hwnas.errors import ConfigError, DataError
 from hwnas.estimators.linear import LinearFit, resolution_of
 
-#: ``estimator.interval_method``: the predictor's two quantile heads, conformalized (CQR), or the gap to a FLOPs fit
-INTERVAL_METHODS = ("quantile", "flops_gap")
+#: ``estimator.interval_method``: the predictor's two quantile heads, conformalized (CQR), the gap to a FLOPs fit,
+#: or CV+ over K models each trained without one fold of the samples
+INTERVAL_METHODS = ("quantile", "flops_gap", "cv_plus")
 #: the least latency (ms) a FLOPs fit is taken to predict (a straight line can cross zero at tiny networks)
 PRIOR_FLOOR_MS = 1e-3
 
@@ -33,7 +45,8 @@ PRIOR_FLOOR_MS = 1e-3
 def check_method(method: str) -> str:
     if method not in INTERVAL_METHODS:
         raise ConfigError(f"estimator.interval_method = {method!r} is not allowed; allowed: quantile (two quantile "
-                          f"heads, conformalized) or flops_gap (width from the gap to a FLOPs fit)")
+                          f"heads, conformalized), flops_gap (width from the gap to a FLOPs fit) or cv_plus (CV+ "
+                          f"over estimator.interval_folds models each trained without one fold)")
     return method
 
 
@@ -82,3 +95,34 @@ def bounds(predicted_ms, prior, q: float, beta: float) -> tuple[np.ndarray, np.n
     logp = np.log(np.maximum(np.asarray(predicted_ms, dtype=np.float64), PRIOR_FLOOR_MS))
     half = q * (np.abs(logp - np.log(np.asarray(prior, dtype=np.float64))) + beta)
     return np.exp(logp - half), np.exp(logp + half)
+
+
+# ----------------------------------------------------------------------------- CV+
+def cv_folds(n: int, folds: int, seed: int) -> np.ndarray:
+    """The fold (0..folds-1) of each of ``n`` training samples: a seeded permutation dealt round-robin."""
+    return (np.random.default_rng(seed).permutation(n) % folds).astype(np.int64)
+
+
+def cv_ranks(n: int, coverage: float) -> tuple[int, int]:
+    """0-based order statistics of CV+'s lower and upper ends over ``n`` training residuals; a DataError when
+    ``n`` is too small for the coverage (the upper end would be infinite)."""
+    def ranks(m: int) -> tuple[int, int]:  # (1-based; the tolerance keeps 0.1 * 10 from flooring to 0)
+        return int(np.floor((1.0 - coverage) * (m + 1) + 1e-9)), int(np.ceil(coverage * (m + 1) - 1e-9))
+
+    lo, hi = ranks(n)
+    if lo < 1 or hi > n:
+        need = next(m for m in range(1, 10**7) if ranks(m)[0] >= 1 and ranks(m)[1] <= m)
+        raise DataError(f"a {coverage:.0%} cv_plus interval needs at least {need} training samples "
+                        f"(CV+ takes the ceil({coverage:g} (n + 1))-th of n residuals); got {n}: fit on more samples "
+                        f"or lower estimator.interval")
+    return lo - 1, hi - 1
+
+
+def cv_plus_bounds(fold_z, fold_of, residuals, coverage: float):
+    """CV+ ``(low, high)`` (transformed units) of a batch: ``fold_z`` ``(folds, batch)`` the fold models'
+    predictions, ``fold_of`` and ``residuals`` ``(n,)`` the training samples' folds and out-of-fold errors."""
+    fold_of = torch.as_tensor(fold_of, dtype=torch.long)
+    r = torch.as_tensor(residuals, dtype=fold_z.dtype)[:, None]
+    lo, hi = cv_ranks(len(r), coverage)
+    z = fold_z[fold_of]  # (n, batch)
+    return (torch.kthvalue(z - r, lo + 1, dim=0).values, torch.kthvalue(z + r, hi + 1, dim=0).values)

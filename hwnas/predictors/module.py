@@ -15,6 +15,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from hwnas.errors import ConfigError, DataError
 from hwnas.io import atomic_torch_save
@@ -43,6 +44,11 @@ def pairwise_rank_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return F.softplus(-sign[mask] * dp[mask]).mean()
 
 
+def _point(out: torch.Tensor) -> torch.Tensor:
+    """The point column of a network's output (the first, beside any quantile heads)."""
+    return out[:, 0] if out.dim() == 2 else out
+
+
 class LatencyPredictor(pl.LightningModule):
     """Regresses (transformed, normalized) latency; reports metrics in milliseconds.
 
@@ -56,12 +62,13 @@ class LatencyPredictor(pl.LightningModule):
                  space: str = "", encoding: str = "onehot", encoding_dim: int = 0, scheduler: str = "cosine",
                  target: str = "latency", resolutions: tuple = (), interval: float = 0.0,
                  interval_offset: float = 0.0, interval_method: str = "quantile", interval_prior: dict | None = None,
-                 interval_scale: float = 0.0):
+                 interval_scale: float = 0.0, interval_cv: dict | None = None):
         # resolutions: the input sizes of the training set, which encoding=layers codes (one column each).
         # interval: the central coverage (e.g. 0.9) of the error bars (0: none); interval_method: quantile (two
         # quantile heads beside the point output) or flops_gap (hwnas.predictors.intervals: interval_prior is its
         # FLOPs fit, interval_scale its beta); interval_offset: the conformal widening measured on held-out
-        # samples (PredictorEstimator.calibrate_interval)
+        # samples (PredictorEstimator.calibrate_interval); interval_cv (cv_plus): {"folds": K, "fold_of": [...],
+        # "residuals": [...]} of the training samples, whose K fold networks are ``cv_nets``
         super().__init__()
         if not 0.0 <= float(interval) < 1.0:
             raise ConfigError(f"estimator.interval = {interval!r} is not allowed; allowed: a coverage in (0, 1), "
@@ -74,13 +81,26 @@ class LatencyPredictor(pl.LightningModule):
             raise ConfigError(f"estimator.scheduler = {scheduler!r} is not allowed; allowed: cosine, none")
         self.save_hyperparameters()
         self.net = build_model(model, **(model_kwargs or {}))
+        # cv_plus: the networks trained without one fold each (filled by PredictorEstimator.fit or a checkpoint)
+        self.cv_nets = nn.ModuleList(build_model(model, **(model_kwargs or {}))
+                                     for _ in range(int((interval_cv or {}).get("folds", 0))))
         self.transform = TargetTransform(target_transform, target_mean, target_std)
         self.val_metrics = latency_metrics("val/")
 
     def forward(self, batch: dict) -> torch.Tensor:
         """The point prediction (transformed units)."""
-        out = self.net(batch)
-        return out[:, 0] if out.dim() == 2 else out
+        return _point(self.net(batch))
+
+    def cv_bounds(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``interval_method=cv_plus``: the CV+ interval (transformed units) from the fold networks."""
+        cv = self.hparams.get("interval_cv") or {}
+        if not len(self.cv_nets) or not cv:
+            raise ConfigError("this predictor has no cv_plus fold networks: train it with estimator.interval=0.9 "
+                              "estimator.interval_method=cv_plus")
+        from hwnas.predictors.intervals import cv_plus_bounds
+
+        z = torch.stack([_point(net(batch)) for net in self.cv_nets])
+        return cv_plus_bounds(z, cv["fold_of"], cv["residuals"], float(self.hparams.interval))
 
     @property
     def has_quantile_heads(self) -> bool:
@@ -157,6 +177,8 @@ def save_predictor(module: LatencyPredictor, path: str | os.PathLike) -> Path:
     """Atomically write ``{format, predicts, hparams, state_dict}`` (primitives and tensors only)."""
     payload = {"format": FORMAT, "predicts": predicts(module), "hparams": dict(module.hparams),
                "state_dict": module.net.state_dict()}
+    if len(module.cv_nets):
+        payload["cv_state_dicts"] = [net.state_dict() for net in module.cv_nets]
     return atomic_torch_save(payload, path)
 
 
@@ -317,6 +339,12 @@ def load_predictor(path: str | os.PathLike, target: str = "latency", setting: st
     payload = read_checkpoint(path, target, setting)
     module = LatencyPredictor(**{**payload["hparams"], "target": target})
     module.net.load_state_dict(payload["state_dict"])
+    states = payload.get("cv_state_dicts") or []
+    if len(states) != len(module.cv_nets):
+        raise DataError(f"{setting or ROLES[target].setting} '{path}' records {len(module.cv_nets)} cv_plus fold "
+                        f"networks but holds {len(states)}: a damaged or hand-edited file; retrain it")
+    for net, state in zip(module.cv_nets, states):
+        net.load_state_dict(state)
     return module.eval()
 
 
