@@ -221,11 +221,10 @@ def test_check_same_config_names_the_option(tmp_path):
 @pytest.mark.parametrize("trainer", ["cpu", "ddp"])
 def test_checkpointing_trainers_write_through_the_safe_io(trainer, compose_cfg, tmp_path):
     """Every trainer group (DDP too) builds with the plugin, for predictor and supernet fits alike."""
-    from hwnas.jobs.train_supernet import trainer_config
-    from hwnas.predictors.estimator import make_trainer
+    from hwnas.predictors.estimator import make_trainer, manual_optimization_trainer
 
     cfg = compose_cfg(f"trainer={trainer}")
-    for tc in (cfg.trainer, trainer_config(cfg)):
+    for tc in (cfg.trainer, manual_optimization_trainer(cfg.trainer)):
         callbacks, resume = checkpointing(tmp_path / "checkpoints")
         t = make_trainer(tc, 1, tmp_path, callbacks=callbacks, progress=False)
         assert isinstance(t.strategy.checkpoint_io, SafeCheckpointIO) and resume is None

@@ -121,10 +121,10 @@ def run(cfg, ctx) -> dict[str, float]:
         **{f"{s}/acc_inherited": a for s, a in acc.items()}}
     if retrain_epochs:
         from hwnas.predictors.estimator import make_trainer
-        from hwnas.search.differentiable import _trainer_config
+        from hwnas.predictors.estimator import manual_optimization_trainer
 
         tune = FineTune(result.model.train(), retrain_lr, retrain_epochs)
-        trainer = make_trainer(_trainer_config(cfg.trainer), retrain_epochs, ctx.run_dir / "retrain", False,
+        trainer = make_trainer(manual_optimization_trainer(cfg.trainer), retrain_epochs, ctx.run_dir / "retrain", False,
                                job.get("progress_bar"), validate=False)
         t1 = time.perf_counter()
         trainer.fit(tune, datamodule=dm)  # augmented batches, as in the search

@@ -21,7 +21,7 @@ from hwnas.checkpoints import check_same_config, checkpointing
 from hwnas.errors import ConfigError, choices_text
 from hwnas.options import count, number
 from hwnas.jobs.train_predictor import lightning_logger
-from hwnas.predictors.estimator import make_trainer
+from hwnas.predictors.estimator import make_trainer, manual_optimization_trainer
 from hwnas.supernet import (ImageDataModule, ProgressiveShrinking, evaluate_subnet, largest_arch, load_supernet,
                             median_arch, save_supernet, smallest_arch, space_spec)
 from hwnas.supernet.data import SPLITS
@@ -59,16 +59,6 @@ def build_module(cfg, space) -> ProgressiveShrinking:
                                  why="training images that recalibrate batch norm"))
 
 
-def trainer_config(cfg) -> dict:
-    """The ``trainer`` group, adapted to supernet training: elastic subnets leave parameters unused under DDP."""
-    tc = OmegaConf.to_container(cfg.trainer, resolve=True)
-    if tc.get("strategy") == "ddp":
-        tc["strategy"] = "ddp_find_unused_parameters_true"
-    tc["num_sanity_val_steps"] = 0
-    tc.pop("gradient_clip_val", None)  # manual optimization: Lightning refuses automatic clipping
-    return tc
-
-
 #: hyperparameters a supernet checkpoint must share with this run to be resumed, and the option naming each
 RESUME_KEYS = {"space": "search_space", "phases": "supernet.phases", "seed": "seed", "kd_teacher": "supernet.kd.teacher",
                "kd_weight": "supernet.kd.weight"}
@@ -86,7 +76,7 @@ def fit_resumable(module: pl.LightningModule, dm: ImageDataModule, cfg, ctx, max
         print(f"resuming {what} training from {resume.path} (step {resume.global_step})")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = make_trainer(trainer_config(cfg), max_epochs, ctx.run_dir, lightning_logger(ctx), progress_bar, callbacks)
+    trainer = make_trainer(manual_optimization_trainer(cfg.trainer), max_epochs, ctx.run_dir, lightning_logger(ctx), progress_bar, callbacks)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         for note in QUIET_WARNINGS:

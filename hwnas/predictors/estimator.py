@@ -26,6 +26,19 @@ RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
 DEFAULT_TRAINER = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1}
 
 
+def manual_optimization_trainer(trainer_cfg) -> dict:
+    """The ``trainer`` group for a module that steps its own optimizers (supernet, differentiable search):
+    elastic or unchosen candidates leave parameters unused under DDP, no sanity validation, no automatic
+    gradient clipping (Lightning refuses it under manual optimization)."""
+    tc = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else \
+        dict(trainer_cfg or DEFAULT_TRAINER)
+    if tc.get("strategy") == "ddp":
+        tc["strategy"] = "ddp_find_unused_parameters_true"
+    tc["num_sanity_val_steps"] = 0
+    tc.pop("gradient_clip_val", None)
+    return tc
+
+
 def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=False, progress: bool | None = None,
                  callbacks: Sequence = (), validate: bool = True) -> pl.Trainer:
     """A Trainer from the ``trainer`` group; with checkpoint ``callbacks`` (:func:`hwnas.checkpoints.checkpointing`)

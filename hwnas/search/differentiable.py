@@ -422,7 +422,7 @@ class DifferentiableSearch(SearchStrategy):
         With ``work_dir`` it checkpoints every epoch and on interrupt, and resumes from there.
         """
         from hwnas.checkpoints import check_same_config, checkpointing
-        from hwnas.predictors.estimator import make_trainer
+        from hwnas.predictors.estimator import make_trainer, manual_optimization_trainer
 
         resolution = self.search_resolution(space)
         if images.image_size != resolution:
@@ -437,7 +437,7 @@ class DifferentiableSearch(SearchStrategy):
                 print(f"resuming differentiable search from {resume.path} (step {resume.global_step})")
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        trainer = make_trainer(_trainer_config(trainer_cfg), self.warmup_epochs + self.epochs, work_dir, logger,
+        trainer = make_trainer(manual_optimization_trainer(trainer_cfg), self.warmup_epochs + self.epochs, work_dir, logger,
                                progress, callbacks)
         t0 = time.perf_counter()
         trainer.fit(module, datamodule=AlternatingData(images, self.seed), ckpt_path=resume.ckpt_path if resume else None)
@@ -447,21 +447,6 @@ class DifferentiableSearch(SearchStrategy):
         with torch.no_grad():
             expected = float(module.expected_latency())
         return DifferentiableResult(choice, arch, model, expected, module.path_latency(choice), seconds, module)
-
-
-def _trainer_config(trainer_cfg) -> dict:
-    """The ``trainer`` group for manual optimization: unused candidates under DDP, no sanity val, no auto clipping."""
-    from omegaconf import DictConfig, OmegaConf
-
-    from hwnas.predictors.estimator import DEFAULT_TRAINER
-
-    tc = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else \
-        dict(trainer_cfg or DEFAULT_TRAINER)
-    if tc.get("strategy") == "ddp":
-        tc["strategy"] = "ddp_find_unused_parameters_true"
-    tc["num_sanity_val_steps"] = 0
-    tc.pop("gradient_clip_val", None)
-    return tc
 
 
 __all__ = ["DifferentiableSearch", "DifferentiableNAS", "DifferentiableResult", "OpLatency", "AlternatingData",
