@@ -289,6 +289,29 @@ def test_train_predictor_logs_predicted_vs_true_and_percent_curves(compose_cfg, 
     assert got == pytest.approx([float(r[header.index("predicted_ms")]) for r in rows[:len(got)]])
 
 
+def test_a_pipeline_stage_logs_its_training_curves_into_the_pipelines_run(compose_cfg, monkeypatch, tmp_path, data_dir):
+    """job=pipeline runs each stage with a PrefixedTracker on the pipeline's W&B run: a stage's Lightning curves go
+    to that run under the stage's prefix, as its final metrics do (they went to a CSV in the stage's folder)."""
+    from hwnas.tracking import make_tracker
+
+    for var in WANDB_VARS:
+        monkeypatch.delenv(var, raising=False)
+    parent = make_tracker({"kind": "wandb", "mode": "offline", "dir": str(tmp_path / "wandb_dir")}, tmp_path,
+                          name="pipeline", config={})
+    cfg = compose_cfg("job=train_predictor", "search_space=nb201", "device=help", "device.column=pixel3",
+                      f"paths.data_dir={data_dir}", "train.samples=100", "estimator.epochs=3",
+                      "estimator.progress_bar=false")
+    m = run_job(cfg, run_dir=tmp_path / "stage", tracker=parent, prefix="5_train_predictor/")
+    parent.finish()
+    (folder,) = offline_runs(tmp_path / "wandb_dir")
+    run = OfflineRun(folder)
+    assert run.summary["5_train_predictor/test/rmse_ms"] == pytest.approx(m["test/rmse_ms"])
+    # train/loss and epoch come from Lightning only (the job's final metrics hold neither)
+    assert {"5_train_predictor/train/loss", "5_train_predictor/epoch", "5_train_predictor/val/rmse_pct"} <= set(run.history)
+    assert "train/loss" not in run.history and "train/loss" not in m
+    assert not (tmp_path / "stage" / "lightning_logs").exists()
+
+
 def test_a_written_file_is_an_artifact_and_a_run_reading_it_names_the_same_one(compose_cfg, monkeypatch, tmp_path,
                                                                                  data_dir):
     """job=train_predictor logs predictor.pt as a ``predictor`` artifact; a job=predict run that reads it records the

@@ -1,6 +1,8 @@
 """Train a latency predictor on one device's latency dataset and test it on held-out architectures."""
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +15,32 @@ from hwnas.metrics import MIN_SCORED, evaluate_predictions
 from hwnas.options import count, seed
 from hwnas.predictors import PredictorEstimator
 from hwnas.predictors.data import split_indices
-from hwnas.tracking import WandbTracker
+from hwnas.tracking import PrefixedTracker, WandbTracker
 
 
 def lightning_logger(ctx):
-    """Per-epoch metrics go to the job's W&B run when there is one, else to a CSV in the run dir."""
-    from pytorch_lightning.loggers import CSVLogger, WandbLogger
+    """Per-epoch metrics go to the job's W&B run when there is one (a pipeline stage's, under the stage's
+    prefix, into the pipeline's run), else to a CSV in the run dir."""
+    from pytorch_lightning.loggers import CSVLogger
 
-    if isinstance(ctx.tracker, WandbTracker):
-        return WandbLogger(experiment=ctx.tracker.run)
+    tracker, prefix = ctx.tracker, ""
+    while isinstance(tracker, PrefixedTracker):  # a stage of job=pipeline: its parent holds the W&B run
+        prefix, tracker = tracker.prefix + prefix, tracker.parent
+    if isinstance(tracker, WandbTracker):
+        return _joined_wandb_logger()(experiment=tracker.run, prefix=prefix)
     return CSVLogger(str(ctx.run_dir), name="lightning_logs")
+
+
+@functools.lru_cache(maxsize=1)
+def _joined_wandb_logger():
+    """Lightning's WandbLogger with the prefix joined as is: ``<stage>/val/rmse_pct``, the key the stage's other
+    metrics have in the pipeline's run, not ``<stage>/-val/rmse_pct``."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    class JoinedWandbLogger(WandbLogger):
+        LOGGER_JOIN_CHAR = ""
+
+    return JoinedWandbLogger
 
 
 #: What a sweeper tunes by default (hwnas.objective): the validation split's error, never the test split's.
