@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from fixture_data import needs_full_data
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import OmegaConf
 
 from hwnas.jobs import JobContext, list_jobs, run_job
@@ -37,6 +37,13 @@ NEEDS_GPU = {("device", "local_cuda"), ("trainer", "gpu")}
 NEEDS_PACKAGE = {("device", "litert"): "litert_torch"}
 #: Options that load a file the fixture data root does not hold.
 NEEDS_FULL_DATA = {("accuracy", "ofa_predictor"): "OFA's accuracy predictor ofa/acc_predictor.pth"}
+#: What each trainer / logger option builds.
+ACCELERATORS = {"cpu": "CPUAccelerator", "gpu": "CUDAAccelerator"}
+STRATEGIES = {"auto": "SingleDeviceStrategy", "ddp": "DDPStrategy"}
+TRACKERS = {"none": "Tracker", "csv": "CSVTracker", "wandb": "WandbTracker"}
+#: Options whose object has an attribute of the same name that means something else: TableDevice.source
+#: is the table file read (device.source names the published dataset, help or syed).
+RENAMED = {("device", "source")}
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -48,7 +55,8 @@ def test_option_composes_and_instantiates(compose_cfg, tmp_path, data_dir, group
     if (group, option) in NEEDS_FULL_DATA:
         needs_full_data(NEEDS_FULL_DATA[group, option])
     extra = [o.format(data=data_dir) for o in COMPANIONS.get((group, option), [])]
-    cfg = compose_cfg(f"{group}={option}", "logger=none", f"paths.data_dir={data_dir}", *extra)
+    quiet = [] if group == "logger" else ["logger=none"]  # (a later logger=none would replace logger=<option>)
+    cfg = compose_cfg(f"{group}={option}", *quiet, f"paths.data_dir={data_dir}", *extra)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     if group == "job":
         assert cfg.job.name == option
@@ -56,16 +64,35 @@ def test_option_composes_and_instantiates(compose_cfg, tmp_path, data_dir, group
     node = cfg[group]
     if group == "trainer":
         trainer = instantiate(node, default_root_dir=str(tmp_path), logger=False)
-        assert trainer.max_epochs == node.max_epochs
+        assert trainer.max_epochs == node.max_epochs and trainer.num_devices == node.devices
+        assert type(trainer.accelerator).__name__ == ACCELERATORS[node.accelerator]
+        assert type(trainer.strategy).__name__ == STRATEGIES[node.get("strategy") or "auto"]
+        assert trainer.precision == str(node.get("precision", "32-true"))
     elif group == "logger":
+        assert node.kind == option
         tracker = make_tracker(node, tmp_path, name="t", config={"a": 1})
-        tracker.log_metrics({"x": 1.0})
+        tracker.log_metrics({"x": 1.5})
         tracker.finish()
+        assert type(tracker).__name__ == TRACKERS[option]
+        if option == "csv":
+            assert (tmp_path / "metrics_log.csv").read_text().splitlines() == ["step,name,value", "0,x,1.5"]
+        elif option == "wandb" and node.mode == "offline" and node.dir is None:
+            assert list((tmp_path / "wandb").glob("offline-run-*"))  # the run, in the run dir
+        elif option == "none":
+            assert not any(tmp_path.iterdir())  # writes nothing
     elif "_target_" in node:
         obj = instantiate(node)
-        assert obj is not None
+        target = get_object(node._target_)
+        if isinstance(target, type):
+            assert isinstance(obj, target), (type(obj), target)
         if group == "search_space":
             assert obj.name == option
+        # each option the object keeps under its own name holds the configured value (null: its default)
+        for key, value in OmegaConf.to_container(node, resolve=True).items():
+            if (key.startswith("_") or value is None or isinstance(value, (dict, list)) or (group, key) in RENAMED
+                    or not hasattr(obj, key)):
+                continue
+            assert getattr(obj, key) == value, f"{group}.{key}: {getattr(obj, key)!r} != {value!r}"
 
 
 def test_every_job_module_has_a_config():

@@ -5,6 +5,7 @@ import csv
 
 import numpy as np
 import pytest
+import scipy.stats
 import yaml
 from fixture_data import rows
 
@@ -141,10 +142,24 @@ def test_evaluate_job_on_published_table(compose_cfg, tmp_path, data_dir):
                       "logger=none")
     m = run_job(cfg, run_dir=tmp_path)
     assert m["n_fit"] == 100 and m["n_test"] == n_test
-    assert -1 <= m["spearman"] <= 1 and m["rmse_ms"] > 0 and 0 <= m["within_10pct"] <= 1
     saved = list(csv.DictReader(open(tmp_path / "predictions.csv")))
     assert len(saved) == n_test and set(saved[0]) == {"arch", "latency_ms", "predicted_ms"}
     device = TableDevice(source="help", column="gold_6226", space="nb201", data_dir=str(data_dir))
     space = get_space("nb201")
-    truth = device.latency(space, space.from_strings([r["arch"] for r in saved]))
+    archs = space.from_strings([r["arch"] for r in saved])
+    truth = device.latency(space, archs)
     np.testing.assert_allclose([float(r["latency_ms"]) for r in saved], truth, rtol=1e-5)  # the table's own values
+    # the predictions are the configured estimator's: one line a * MFLOPs + c (a > 0) through all of them
+    pred = np.array([float(r["predicted_ms"]) for r in saved])
+    mflops = np.array([space.cost(a).flops for a in archs]) / 1e6
+    (a, c), *_ = np.linalg.lstsq(np.column_stack([mflops, np.ones_like(mflops)]), pred, rcond=None)
+    assert a > 0 and np.allclose(a * mflops + c, pred, rtol=1e-5, atol=1e-9)
+    # every metric is the one of the saved predictions, computed here from its definition
+    err = pred - truth
+    expected = {"rmse_ms": np.sqrt(np.mean(err ** 2)), "rmse_pct": 100 * np.sqrt(np.mean(err ** 2)) / truth.mean(),
+                "mape": 100 * np.mean(np.abs(err) / truth), "spearman": scipy.stats.spearmanr(pred, truth)[0],
+                "kendall": scipy.stats.kendalltau(pred, truth)[0],
+                "within_5pct": np.mean(np.abs(err) <= 0.05 * truth), "within_10pct": np.mean(np.abs(err) <= 0.10 * truth),
+                "latency_ms_mean": truth.mean()}
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value, rel=1e-4, abs=1e-4), key

@@ -27,7 +27,14 @@ def test_pipeline_runs_every_stage_and_a_rerun_reuses_them(tmp_path, run_cli):
     for s in STAGES:
         assert (run / "stages" / s / "metrics.json").exists(), s
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["train_supernet/n_params"] > 0 if "train_supernet/n_params" in metrics else True
+    # stage 1's parameter counts reach the summary: the supernet's as its checkpoint holds it, and the
+    # smallest < median < largest subnet extracted from it (none has more than the whole supernet)
+    from hwnas.supernet.ofa import load_supernet
+
+    supernet, _ = load_supernet(run / "stages" / "1_train_supernet" / "supernet.pt")
+    assert metrics["train_supernet/params_supernet"] == sum(p.numel() for p in supernet.parameters())
+    sizes = [metrics[f"train_supernet/params_{name}"] for name in ("smallest", "median", "largest")]
+    assert 0 < sizes[0] < sizes[1] < sizes[2] <= metrics["train_supernet/params_supernet"], sizes
     assert metrics["measure/rows_total"] == 70 and metrics["search/n_budgets"] == 3
     assert metrics["train_predictor/ridge_alpha"] > 0  # the default latency predictor: ridge, closed form
     # latency_margin=auto: the predictor's error on the 11 measured subnets held out of its training

@@ -1,6 +1,8 @@
 """Contract tests parametrized over the space registry (timm style)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -52,10 +54,28 @@ def test_layer_decomposition_sums_to_the_network(space):
         assert {layer.key for layer in space.layers(arch)} <= universe
 
 
+def _key_shape(text: str) -> tuple[int, ...]:
+    """``'HxWxC'`` of a lookup-table key -> ``(C, H, W)``; a plain ``'N'`` (flattened features) -> ``(N,)``."""
+    dims = tuple(int(d) for d in text.split("x"))
+    return (dims[2], dims[0], dims[1]) if len(dims) == 3 else dims
+
+
 def test_layers_run_on_their_input_shape(space):
-    for layer in space.layers(space.sample(1, seed=3)[0])[:4]:
+    """Every layer of a network runs on its input shape and gives the output shape its key names
+    (``...-input:HxWxC-output:HxWxC...``, the shapes its lookup-table latency is profiled at), and
+    the layers chain: each reads the shape the one before it gives (NB201's cell edges keep the shape
+    of the cell's input, which every edge of the cell reads)."""
+    layers = space.layers(space.sample(1, seed=3)[0])
+    for layer in layers:
+        m = re.search(r"-input:([\dx]+)-output:([\dx]+)", layer.key)
+        assert m, layer.key
+        assert _key_shape(m.group(1)) == tuple(layer.input_shape), layer.key
         with torch.no_grad():
-            layer.build().eval()(torch.zeros(1, *layer.input_shape))
+            out = layer.build().eval()(torch.zeros(1, *layer.input_shape))
+        assert tuple(out.shape) == (1, *_key_shape(m.group(2))), layer.key
+    for before, after in zip(layers, layers[1:]):
+        produced = _key_shape(re.search(r"-output:([\dx]+)", before.key).group(1))
+        assert tuple(after.input_shape) == produced, (before.key, after.key)
 
 
 def _note10_keys(data_dir, resolutions) -> set[str]:
