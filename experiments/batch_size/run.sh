@@ -13,7 +13,7 @@ NAMES=()
 for d in onnxruntime local_cpu; do
   for b in 1 32; do
     sweep job=measure device=$d device.batch_size=$b $SPACE measure.n=100 measure.seed=7 \
-      measure.output=$OUT/measurements/${d}_b$b.csv logger=none hydra.sweep.dir=$OUT/runs/measure_${d}_b$b
+      measure.output=$OUT/measurements/${d}_b$b.csv logger=$LOGGER hydra.sweep.dir=$OUT/runs/measure_${d}_b$b
     NAMES+=("${d}_b$b")
   done
 done

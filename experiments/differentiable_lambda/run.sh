@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1
 OUT=experiments/differentiable_lambda
+source experiments/study.sh  # LOGGER: W&B offline, one project per study
 SPACE="search_space=ofa_mbv3 search_space.width_mult=0.25 search_space.resolutions=[24,28,32]"
 LUT=$OUT/lut/ofa_mbv3_w0.25_digits__local_cpu_t1_b1.yaml
 # 1. the lookup table of every layer of the space (num_classes=10: the digits classifier), resumable
-hwnas job=build_lut $SPACE search_space.num_classes=10 build_lut.output=$LUT logger=none \
+hwnas job=build_lut $SPACE search_space.num_classes=10 build_lut.output=$LUT logger=$LOGGER \
   hydra.run.dir=$OUT/runs/build_lut
 # 2. the sweep: 5 lambdas x SEEDS
 SEEDS=${SEEDS:-0,1,2}

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/flops_vs_latency
-COMMON="job=evaluate device=help estimator=flops estimator.fit_samples=100 evaluate.save_predictions=false logger=none"
+source experiments/study.sh  # LOGGER: W&B offline, one project per study
+COMMON="job=evaluate device=help estimator=flops estimator.fit_samples=100 evaluate.save_predictions=false logger=$LOGGER"
 NB201_DEVICES="'1080ti_1','1080ti_256','1080ti_32','2080ti_1','2080ti_256','2080ti_32','essential_ph_1','eyeriss','fpga','gold_6226','gold_6240','pixel2','pixel3','raspi4','samsung_a50','samsung_s7','silver_4114','silver_4210r','titan_rtx_1','titan_rtx_256','titan_rtx_32','titanx_1','titanx_256','titanx_32','titanxp_1','titanxp_256','titanxp_32'"
 FBNET_DEVICES="'1080ti_1','1080ti_32','1080ti_64','2080ti_1','2080ti_32','2080ti_64','essential_ph_1','eyeriss','fpga','gold_6226','gold_6240','pixel2','pixel3','raspi4','samsung_a50','samsung_s7','silver_4114','silver_4210r','titan_rtx_1','titan_rtx_32','titan_rtx_64','titanx_1','titanx_32','titanx_64','titanxp_1','titanxp_32','titanxp_64'"
 hwnas -m $COMMON search_space=nb201 "device.column=$NB201_DEVICES" hydra.sweep.dir=$OUT/runs/nb201

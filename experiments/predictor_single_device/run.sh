@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/predictor_single_device
-COMMON="job=train_predictor device=syed estimator.epochs=200 estimator.progress_bar=false seed=0,1,2 logger=none"
+source experiments/study.sh  # LOGGER: W&B offline, one project per study
+COMMON="job=train_predictor device=syed estimator.epochs=200 estimator.progress_bar=false seed=0,1,2 logger=$LOGGER"
 hwnas -m $COMMON search_space=ofa_mbv3 device.column=note10_lut,rtx2080ti_b64,tesla_p40_b64 \
   hydra.sweep.dir=$OUT/runs/single/ofa_mbv3
 hwnas -m $COMMON search_space=compofa_fixed device.column=xeon_cpu_b64,rtx2080ti_b64 \

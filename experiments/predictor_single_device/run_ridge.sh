@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/predictor_single_device
 source experiments/study.sh
-COMMON="job=train_predictor device=syed estimator=ridge seed=0,1,2 logger=none"
+COMMON="job=train_predictor device=syed estimator=ridge seed=0,1,2 logger=$LOGGER"
 LAYERS="estimator.encoding=layers estimator.target_transform=none"
 sweep $COMMON $LAYERS search_space=ofa_mbv3 device.column=note10_lut,rtx2080ti_b64,tesla_p40_b64 \
   hydra.sweep.dir=$OUT/runs/ridge/layers_ofa

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/predictor_single_device
-COMMON="job=train_predictor device=syed estimator.epochs=500 estimator.batch_size=128 estimator.target_transform=none estimator.progress_bar=false logger=none"
+source experiments/study.sh  # LOGGER: W&B offline, one project per study
+COMMON="job=train_predictor device=syed estimator.epochs=500 estimator.batch_size=128 estimator.target_transform=none estimator.progress_bar=false logger=$LOGGER"
 hwnas -m $COMMON search_space=ofa_mbv3 device.column=note10_lut,rtx2080ti_b64 seed=${SEEDS:-0,1,2} hydra.sweep.dir=$OUT/runs/tuned/ofa_a
 hwnas -m $COMMON search_space=ofa_mbv3 device.column=tesla_p40_b64 seed=${SEEDS:-0,1,2} hydra.sweep.dir=$OUT/runs/tuned/ofa_b
 hwnas -m $COMMON search_space=compofa_fixed device.column=xeon_cpu_b64 seed=${SEEDS:-0,1,2} hydra.sweep.dir=$OUT/runs/tuned/compofa

@@ -7,10 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/predictor_transfer
+source experiments/study.sh  # LOGGER: W&B offline, one project per study
 BASES=experiments/predictor_single_device/runs/single/ofa_mbv3
 for seed in 0 1 2; do
   base=$(grep -l "device.column=note10_lut" $BASES/*/.hydra/overrides.yaml | xargs grep -l "seed=$seed" | head -1 | xargs dirname | xargs dirname)/predictor.pt
-  COMMON="job=transfer transfer.method=finetune transfer.base=$base device=syed transfer.samples=20,50,100,300,700 transfer.finetune.fallback=none seed=$seed estimator.progress_bar=false logger=none"
+  COMMON="job=transfer transfer.method=finetune transfer.base=$base device=syed transfer.samples=20,50,100,300,700 transfer.finetune.fallback=none seed=$seed estimator.progress_bar=false logger=$LOGGER"
   hwnas -m $COMMON search_space=ofa_mbv3 device.column=rtx2080ti_b64,tesla_p40_b64 hydra.sweep.dir=$OUT/runs/finetune/ofa_seed$seed
   hwnas -m $COMMON search_space=compofa_fixed device.column=xeon_cpu_b64 hydra.sweep.dir=$OUT/runs/finetune/compofa_seed$seed
 done

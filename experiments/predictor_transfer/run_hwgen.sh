@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/predictor_transfer
+source experiments/study.sh  # LOGGER: W&B offline, one project per study
 NB201_GPUS="1080ti_1,1080ti_32,1080ti_256,2080ti_1,2080ti_32,2080ti_256,titan_rtx_1,titan_rtx_32,titan_rtx_256,titanx_1,titanx_32,titanx_256,titanxp_1,titanxp_32"
 FBNET_GPUS="1080ti_1,1080ti_32,1080ti_64,2080ti_1,2080ti_32,2080ti_64,titan_rtx_1,titan_rtx_32,titan_rtx_64,titanx_1,titanx_32,titanx_64,titanxp_1,titanxp_32"
-COMMON="job=transfer transfer.method=hwgen transfer.hwgen.leave_one_out=true estimator.progress_bar=false logger=none"
+COMMON="job=transfer transfer.method=hwgen transfer.hwgen.leave_one_out=true estimator.progress_bar=false logger=$LOGGER"
 # leave_one_out rotates over sources + test devices, so the split below only lists all 15.
 [ -n "${SKIP_NB201:-}" ] || hwnas -m $COMMON seed=${SEEDS:-0,1,2} search_space=nb201 "transfer.source_devices=[$NB201_GPUS]" "transfer.test_devices=[titanxp_256]" \
   hydra.sweep.dir=$OUT/runs/hwgen/nb201

@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/predictor_transfer
+source experiments/study.sh  # LOGGER: W&B offline, one project per study
 rm -rf $OUT/runs/tasks
 hwnas -m job=transfer task=nb201_ND,fbnet_FD,fbnet_F1,fbnet_F2,fbnet_F3,fbnet_F4,fbnet_FA transfer.adapt.head=ridge,network seed=0,1,2 \
-  estimator.progress_bar=false logger=none hydra.sweep.dir=$OUT/runs/tasks
+  estimator.progress_bar=false logger=$LOGGER hydra.sweep.dir=$OUT/runs/tasks
 hwnas job=report "report.dirs=[$OUT/runs/tasks]" "report.rows=[task,transfer.adapt.head]" \
   "report.metrics=[spearman_mean,flops_spearman_mean,kendall_mean,rmse_pct_mean]" report.published=$OUT/published_tasks.yaml \
   "report.title='NASFLAT partitions, 20 target samples: mean Spearman over test devices (mean ± std over 3 seeds) beside the published figures, ridge and network heads'" \

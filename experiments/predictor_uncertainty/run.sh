@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/predictor_uncertainty
 source experiments/study.sh
-COMMON="job=train_predictor estimator.interval=0.9 estimator.progress_bar=false seed=0,1,2 logger=none"
+COMMON="job=train_predictor estimator.interval=0.9 estimator.progress_bar=false seed=0,1,2 logger=$LOGGER"
 sweep $COMMON search_space=nb201 device=help device.column=pixel3 train.samples=1000 hydra.sweep.dir=$OUT/runs/nb201
 sweep $COMMON search_space=fbnet device=help device.column=raspi4 train.samples=1000 hydra.sweep.dir=$OUT/runs/fbnet
 sweep $COMMON search_space=ofa_mbv3 device=syed device.column=rtx2080ti_b64 train.samples=1000 hydra.sweep.dir=$OUT/runs/ofa

@@ -14,9 +14,9 @@ DEVICES=(local_cpu onnxruntime onnxruntime_int8 openvino)
 EXTRA=("" "" "device.runtime.quantize=static" "")   # int8: static (dynamic re-quantizes activations every run: ~8x slower than fp32 here)
 for i in "${!DEVICES[@]}"; do
   d=${DEVICES[$i]}
-  sweep job=measure device=$d ${EXTRA[$i]} $SPACE measure.n=300 measure.seed=7 measure.output=$OUT/measurements/$d.csv logger=none \
+  sweep job=measure device=$d ${EXTRA[$i]} $SPACE measure.n=300 measure.seed=7 measure.output=$OUT/measurements/$d.csv logger=$LOGGER \
     hydra.sweep.dir=$OUT/runs/measure_$d
-  sweep job=build_lut device=$d ${EXTRA[$i]} $SPACE build_lut.output=$OUT/luts/$d.yaml logger=none \
+  sweep job=build_lut device=$d ${EXTRA[$i]} $SPACE build_lut.output=$OUT/luts/$d.yaml logger=$LOGGER \
     hydra.sweep.dir=$OUT/runs/lut_$d
 done
 report measure "report.dirs=[$(printf "$OUT/runs/measure_%s," "${DEVICES[@]}" | sed 's/,$//')]" "report.rows=[device,device.runtime.quantize]" \
@@ -27,32 +27,32 @@ for i in "${!DEVICES[@]}"; do
   d=${DEVICES[$i]}
   TABLE="device=table device.path=$OUT/measurements/$d.csv device.name=$d"
   sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=$FIT \
-    estimator=flops estimator.fit_samples=$FIT logger=none hydra.sweep.dir=$OUT/runs/eval_flops_$d
+    estimator=flops estimator.fit_samples=$FIT logger=$LOGGER hydra.sweep.dir=$OUT/runs/eval_flops_$d
   sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=$FIT estimator=lut estimator.path=$OUT/luts/$d.yaml \
-    estimator.statistic=median estimator.calibrate=per_resolution estimator.fit_samples=$FIT logger=none \
+    estimator.statistic=median estimator.calibrate=per_resolution estimator.fit_samples=$FIT logger=$LOGGER \
     hydra.sweep.dir=$OUT/runs/eval_lut_$d
   sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=$FIT estimator=predictor estimator.fit_samples=$FIT \
-    'estimator.hidden=[64]' estimator.epochs=1000 estimator.progress_bar=false logger=none \
+    'estimator.hidden=[64]' estimator.epochs=1000 estimator.progress_bar=false logger=$LOGGER \
     hydra.sweep.dir=$OUT/runs/eval_predictor_$d
   sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=$FIT estimator=ridge estimator.fit_samples=$FIT \
-    logger=none hydra.sweep.dir=$OUT/runs/eval_ridge_$d
+    logger=$LOGGER hydra.sweep.dir=$OUT/runs/eval_ridge_$d
 done
 # the main job's size: 140 fitted subnets (70 % of its 200), on ONNX Runtime, every estimator on the same splits
 TABLE="device=table device.path=$OUT/measurements/onnxruntime.csv device.name=onnxruntime"
 sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=140 estimator=flops estimator.fit_samples=140 \
-  logger=none hydra.sweep.dir=$OUT/runs/fit140_flops
+  logger=$LOGGER hydra.sweep.dir=$OUT/runs/fit140_flops
 sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=140 estimator=lut estimator.path=$OUT/luts/onnxruntime.yaml \
-  estimator.statistic=median estimator.calibrate=per_resolution estimator.fit_samples=140 logger=none \
+  estimator.statistic=median estimator.calibrate=per_resolution estimator.fit_samples=140 logger=$LOGGER \
   hydra.sweep.dir=$OUT/runs/fit140_lut
 sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=140 estimator=predictor estimator.fit_samples=140 \
-  'estimator.hidden=[64]' estimator.epochs=1000 estimator.progress_bar=false logger=none \
+  'estimator.hidden=[64]' estimator.epochs=1000 estimator.progress_bar=false logger=$LOGGER \
   hydra.sweep.dir=$OUT/runs/fit140_predictor
 sweep job=evaluate $SPACE $TABLE seed=0,1,2 evaluate.train_samples=140 estimator=ridge estimator.fit_samples=140 \
-  logger=none hydra.sweep.dir=$OUT/runs/fit140_ridge
+  logger=$LOGGER hydra.sweep.dir=$OUT/runs/fit140_ridge
 # the predictor's default network (3 x 400, 300 epochs as the main job had it) beside the 64-unit one, on ONNX Runtime
 sweep job=evaluate $SPACE device=table device.path=$OUT/measurements/onnxruntime.csv device.name=onnxruntime seed=0,1,2 \
   evaluate.train_samples=$FIT estimator=predictor estimator.fit_samples=$FIT estimator.epochs=300 estimator.progress_bar=false \
-  logger=none hydra.sweep.dir=$OUT/runs/eval_predictor400_onnxruntime
+  logger=$LOGGER hydra.sweep.dir=$OUT/runs/eval_predictor400_onnxruntime
 dirs=$(for d in "${DEVICES[@]}"; do printf "$OUT/runs/eval_%s_$d," flops lut predictor ridge; done | sed 's/,$//')
 dirs="$dirs,$OUT/runs/eval_predictor400_onnxruntime"
 report estimators "report.dirs=[$dirs]" "report.rows=[device.name,estimator,estimator.hidden,estimator.epochs]" \

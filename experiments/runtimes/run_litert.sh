@@ -8,7 +8,7 @@ OUT=experiments/runtimes
 source experiments/study.sh
 SPACE='search_space.resolutions=[24,28,32] search_space.width_mult=0.25 search_space.num_classes=10'
 sweep job=measure device=litert $SPACE measure.n=40 measure.seed=7 measure.output=$OUT/measurements/litert.csv \
-  logger=none hydra.sweep.dir=$OUT/runs/measure_litert
+  logger=$LOGGER hydra.sweep.dir=$OUT/runs/measure_litert
 report measure_litert "report.dirs=[$OUT/runs/measure_litert]" "report.rows=[device]" \
   "report.metrics=[rows_total,noise_floor_cv_median,noise_floor_raw_cv_median,latency_ms_median,p99_over_p50_median,seconds_per_arch]" \
   "report.title='LiteRT (XNNPACK, fp32), 40 of the subnets, 1 thread, batch 1'"

@@ -36,12 +36,12 @@ for d in predictor predictor_tuned; do
   [ $todo = 1 ] && [ -z "$(find $OUT/runs/$d -name predictor.pt 2>/dev/null)" ] && rm -rf $OUT/runs/$d
 done
 sweep job=train_predictor search_space=ofa_mbv3 "$RES" device=table device.path=$DATA train.samples=100,700 \
-  seed=$SEEDS estimator.progress_bar=false logger=none 'hydra.sweep.subdir=n${train.samples}_seed${seed}' \
+  seed=$SEEDS estimator.progress_bar=false logger=$LOGGER 'hydra.sweep.subdir=n${train.samples}_seed${seed}' \
   hydra.sweep.dir=$OUT/runs/predictor
 # the tuned recipe of predictor_single_device (500 epochs, batch 128, no log target) on the 700
 sweep job=train_predictor search_space=ofa_mbv3 "$RES" device=table device.path=$DATA train.samples=700 \
   estimator.epochs=500 estimator.batch_size=128 estimator.target_transform=none \
-  seed=$SEEDS estimator.progress_bar=false logger=none 'hydra.sweep.subdir=seed${seed}' \
+  seed=$SEEDS estimator.progress_bar=false logger=$LOGGER 'hydra.sweep.subdir=seed${seed}' \
   hydra.sweep.dir=$OUT/runs/predictor_tuned
 
 # 2. searches, every pick measured on this CPU
@@ -50,7 +50,7 @@ import numpy as np, pandas as pd
 print(','.join(f'{q:.3g}' for q in np.quantile(pd.read_csv('$DATA')['latency_ms'], [0.25, 0.5, 0.75])))")
 echo "== budgets [$B] ms"
 COMMON="job=search search_space=ofa_mbv3 $RES accuracy=ofa_predictor device=local_cpu device.threads=1
-        search.latency_budgets=[$B] search.verify=true seed=$SEEDS logger=none"
+        search.latency_budgets=[$B] search.verify=true seed=$SEEDS logger=$LOGGER"
 for M in "" search.latency_margin=auto; do  # (no override: margin 0)
   S=${M:+_margin}
   for n in 100 700 700tuned; do
@@ -77,7 +77,7 @@ sweep $COMMON $CHECK estimator=lut estimator.path=$LUT estimator.statistic=media
 if [ ! -f $OUT/runs/remeasure/picks.csv ] || [ $todo = 1 ]; then
   python $OUT/remeasure.py archs
   hwnas job=measure search_space=ofa_mbv3 "$RES" device=local_cpu device.threads=1 measure.archs=$OUT/runs/picks_all.csv \
-    measure.noise_subset=0 measure.output=$OUT/runs/remeasure/picks.csv logger=none hydra.run.dir=$OUT/runs/remeasure
+    measure.noise_subset=0 measure.output=$OUT/runs/remeasure/picks.csv logger=$LOGGER hydra.run.dir=$OUT/runs/remeasure
 fi
 
 # 4. tables, into README.md

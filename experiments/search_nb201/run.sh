@@ -26,7 +26,7 @@ source experiments/study.sh  # sweep (a multirun, kept when finished) and report
 #    runs used the network head, then the default; job=transfer's default is now the ridge head
 #    (experiments/predictor_transfer), so it is pinned here to keep reproducing them.
 sweep job=transfer search_space=nb201 "transfer.source_devices=[$SOURCES]" transfer.adapt.head=network \
-  "transfer.test_devices=[$(echo $DEVICES | tr ' ' ',')]" seed=$SEEDS estimator.progress_bar=false logger=none \
+  "transfer.test_devices=[$(echo $DEVICES | tr ' ' ',')]" seed=$SEEDS estimator.progress_bar=false logger=$LOGGER \
   'hydra.sweep.subdir=seed${seed}' hydra.sweep.dir=$OUT/runs/transfer
 
 # 2. searches, per device (its budgets differ)
@@ -42,7 +42,7 @@ for dev in $DEVICES; do
   B=$(budgets $dev)
   echo "== $dev: budgets [$B] ms"
   COMMON="job=search search_space=nb201 device=help device.column=$dev search.latency_budgets=[$B] search.verify=true
-          search.plot=false seed=$SEEDS logger=none"
+          search.plot=false seed=$SEEDS logger=$LOGGER"
   RUNS=$OUT/runs/search/$dev
   sweep $COMMON search.latency_source=device hydra.sweep.dir=$RUNS/device
   for M in "" search.latency_margin=auto; do  # (no override: margin 0, as in the first runs)

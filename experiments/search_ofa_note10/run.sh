@@ -26,11 +26,11 @@ source experiments/study.sh  # sweep (a multirun, kept when finished) and report
 #    NOTE10_PREDICTOR=<predictor.pt> reuses one trained by the same command elsewhere
 PRED=${NOTE10_PREDICTOR:-$OUT/runs/train_predictor/predictor.pt}
 [ -f "$PRED" ] || hwnas job=train_predictor search_space=ofa_mbv3 device=syed device.column=note10_lut \
-  estimator.epochs=200 estimator.progress_bar=false seed=0 logger=none hydra.run.dir=$OUT/runs/train_predictor
+  estimator.epochs=200 estimator.progress_bar=false seed=0 logger=$LOGGER hydra.run.dir=$OUT/runs/train_predictor
 
 # 2. searches (each run: picks.csv, front.csv, front.png, metrics.json)
 COMMON="job=search search_space=ofa_mbv3 search_space.width_mult=1.2 accuracy=ofa_predictor device=lut_note10
-        search.latency_budgets=$BUDGETS search.verify=true seed=$SEEDS logger=none"
+        search.latency_budgets=$BUDGETS search.verify=true seed=$SEEDS logger=$LOGGER"
 sweep $COMMON search_space.resolutions=$R17 estimator=lut_note10 hydra.sweep.dir=$OUT/runs/search/lut_r17
 sweep $COMMON search_space.resolutions=$R17 estimator=predictor estimator.checkpoint=$PRED \
   hydra.sweep.dir=$OUT/runs/search/predictor_r17

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 OUT=experiments/supernet_shrinking
 source experiments/study.sh  # report (a README table)
 export OMP_NUM_THREADS=1
-COMMON="logger=none train_supernet.progress_bar=false train_supernet.threads=1"
+COMMON="logger=$LOGGER train_supernet.progress_bar=false train_supernet.threads=1"
 # name, seeds, overrides (the teacher is spelled out so that the tables can show it)
 variants=("progressive 0,1,2 supernet=progressive supernet.kd.teacher=snapshot"
           "naive 0,1,2 supernet=naive supernet.kd.teacher=inplace"
@@ -27,7 +27,7 @@ for v in "${variants[@]}"; do
   set -- $v; name=$1; seeds=$2; shift 2
   # seed = the supernet's seed (its data split); eval_subnets.seed=0: the same 50 subnets for every supernet
   hwnas -m job=eval_subnets "$@" seed=$seeds eval_subnets.seed=0 eval_subnets.n=50 eval_subnets.split=test \
-    "eval_subnets.checkpoint=$OUT/runs/train/$name/\${seed}/supernet.pt" logger=none \
+    "eval_subnets.checkpoint=$OUT/runs/train/$name/\${seed}/supernet.pt" logger=$LOGGER \
     hydra.sweep.dir=$OUT/runs/eval/$name
 done
 ROWS="report.rows=[supernet,supernet.kd.teacher,supernet.phases.0.epochs]"

@@ -10,7 +10,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=experiments/tune_predictor
 source experiments/study.sh
 COMMON="job=train_predictor search_space=nb201 device=help device.column=pixel3 train.samples=1000
-        estimator.progress_bar=false logger=none"
+        estimator.progress_bar=false logger=$LOGGER"
 
 # 1. the Optuna study (its optimization_results.yaml: best_params, best_value)
 sweep $COMMON hydra/sweeper=optuna hydra.sweeper.n_trials=20 hydra.sweeper.direction=minimize \
