@@ -38,15 +38,45 @@ def collect_runs(dirs: Sequence[str | Path]) -> list[Run]:
             if SUPERSEDED in m.relative_to(d).parts[:-1]:
                 continue  # results of an earlier config of that run dir (hwnas.runs), not of its config
             ov_file = m.parent / ".hydra" / "overrides.yaml"
-            overrides = {}
-            if ov_file.exists():
-                for item in yaml.safe_load(ov_file.read_text()) or []:
-                    key, _, value = item.partition("=")
-                    overrides[key.lstrip("+~")] = value.strip("'\"")
-            runs.append(Run(m.parent, overrides, json.loads(m.read_text())))
+            items = (yaml.safe_load(ov_file.read_text()) or []) if ov_file.exists() else []
+            runs.append(Run(m.parent, _overrides(items), json.loads(m.read_text())))
     if not runs:
         raise DataError(f"no metrics.json found under {', '.join(str(d) for d in dirs)}")
     return runs
+
+
+def _overrides(items: Sequence[str]) -> dict[str, str]:
+    """``{key: value}`` of Hydra's command-line overrides (``+key=value``, ``~key`` included)."""
+    out = {}
+    for item in items:
+        key, _, value = str(item).partition("=")
+        out[key.lstrip("+~")] = value.strip("'\"")
+    return out
+
+
+def collect_wandb_runs(dirs: Sequence[str | Path]) -> tuple[list[Run], list[tuple[Path, dict]]]:
+    """``report.source=wandb``: the W&B runs under ``dirs`` (``hwnas.wandb_runs``) that finished (exit code 0),
+    each with the overrides its config records (a Hydra run's ``overrides``) and the numbers of its summary
+    (the job's final metrics); beside them the runs that did not finish, as ``(folder, {status, error})``."""
+    from hwnas.wandb_runs import read_run, run_folders, started
+
+    runs, unfinished = [], []
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise DataError(f"report directory '{d}' does not exist")
+        for run in sorted((read_run(f) for f in run_folders(d)), key=started):  # a sweep's rows in job order
+            folder = run.folder
+            if run.exit_code != 0:
+                status = "running or killed" if run.exit_code is None else "failed"
+                unfinished.append((folder, {"status": status, "error": f"W&B exit code {run.exit_code}"}))
+                continue
+            metrics = {k: float(v) for k, v in run.summary.items() if not k.startswith("_")
+                       and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            runs.append(Run(folder, _overrides(run.config.get("overrides") or []), metrics))
+    if not runs:
+        raise DataError(f"no finished W&B run found under {', '.join(str(d) for d in dirs)} (report.source=wandb "
+                        f"reads the run-*.wandb files of runs logged with logger=wandb)")
+    return runs, unfinished
 
 
 def unfinished_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, dict]]:

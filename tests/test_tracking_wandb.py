@@ -3,14 +3,14 @@
 wandb 0.31 writes an offline run as ``<dir>/wandb/offline-run-*/run-<id>.wandb`` (a log of protobuf
 records: run, config, history, summary) plus the logged tables under ``files/media/table/``; it writes
 no ``files/config.yaml`` or ``files/wandb-summary.json`` offline, so the run, its config and summary are
-read from the records (:func:`records`), the tables from their JSON files.
+read from the records (:mod:`hwnas.wandb_runs`, which job=report report.source=wandb uses too), the tables
+from their JSON files.
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -21,63 +21,24 @@ from conftest import run_hwnas
 from hwnas.errors import ConfigError
 from hwnas.jobs import run_job
 from hwnas.tracking import run_group, run_tags, table_cell
+from hwnas.wandb_runs import records
 
 WANDB_VARS = ("WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_ENTITY")
 SEARCH = ["search_strategy=evolution", "search_strategy.population=20", "search_strategy.generations=8",
           "estimator=flops", "search.latency_budgets=[5,12.5]", "search.verify=true", "search.plot=false"]
 
 
-def records(path: Path):
-    """The records of a ``.wandb`` file: a 7-byte header, then LevelDB-log chunks (32 KiB blocks, each
-    chunk ``crc32, length (2 bytes), type`` with type 1 full, 2 first, 3 middle, 4 last) of ``pb.Record``."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data, block = path.read_bytes(), 32768
-    assert data[:4] == b":W&B", data[:7]
-    pos, payload = 7, b""
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # a block's tail too short for a chunk header is padding
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0:
-            break
-        payload += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):
-            record = pb.Record()
-            record.ParseFromString(payload)
-            payload = b""
-            yield record
-
-
-def _key(item) -> str:
-    return item.key or "/".join(item.nested_key)
-
-
 class OfflineRun:
-    """What one offline run folder holds: the run record, its config, summary, history and tables."""
+    """What one offline run folder holds (read by hwnas.wandb_runs): the run record, config, summary, history,
+    plots and exit code, and the logged tables under ``files/``."""
 
     def __init__(self, folder: Path):
+        from hwnas.wandb_runs import read_run
+
         self.folder = folder
-        (self.log,) = folder.glob("run-*.wandb")
-        self.run, self.config, self.summary, self.history, self.visualize = None, {}, {}, {}, {}
-        for r in records(self.log):
-            kind = r.WhichOneof("record_type")
-            if kind == "run":
-                self.run = r.run
-                self.config.update({_key(u): json.loads(u.value_json) for u in r.run.config.update})
-            elif kind == "config":
-                for u in r.config.update:
-                    if list(u.nested_key[:2]) == ["_wandb", "visualize"]:
-                        self.visualize[u.nested_key[2]] = json.loads(u.value_json)
-                    elif (u.key or u.nested_key[0]) != "_wandb":  # run.config.update during the run
-                        self.config[_key(u)] = json.loads(u.value_json)
-            elif kind == "summary":
-                self.summary.update({_key(u): json.loads(u.value_json) for u in r.summary.update})
-            elif kind == "history":
-                self.history.update({_key(i): json.loads(i.value_json) for i in r.history.item})
-        assert self.run is not None, f"no run record in {self.log}"
+        read = read_run(folder, wait=30)  # (W&B's service may still be writing the file)
+        self.run, self.config, self.summary, self.history = read.run, read.config, read.summary, read.history
+        self.visualize, self.exit_code = read.visualize, read.exit_code
 
     def table(self, name: str) -> dict:
         """A logged table's JSON (``columns``, ``data``), found through its history entry."""
@@ -340,3 +301,32 @@ def test_a_written_file_is_an_artifact_and_a_run_reading_it_names_the_same_one(c
     inputs = OfflineRun(folder).config["inputs"]
     assert inputs == {"estimator.checkpoint": {"artifact": logged[0].name, "type": "predictor", "path": str(checkpoint),
                                                "sha256": file_digest(checkpoint)}}
+
+
+def test_report_builds_the_same_table_from_the_wandb_runs_as_from_the_run_dirs(tmp_path, monkeypatch, data_dir):
+    """job=report report.source=wandb: a sweep logged with logger=wandb gives the table of its run dirs, from the
+    runs' W&B files alone (summary + the overrides in the config); the failed job is named, not tabulated."""
+    for var in WANDB_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_hwnas("-m", "job=profile", "search_space=nb201", "profile.n=1,0,3", "logger=wandb",
+                             f"paths.data_dir={data_dir}", "hydra.sweep.dir=sw")
+    assert code == 1 and "2 of 3 jobs finished" in err, err[-2000:]
+    report = ["job=report", "report.rows=[profile.n]", "report.metrics=[n_archs,flops_median]", "logger=none"]
+    code, files_out, err = run_hwnas(*report, "report.dirs=[sw]", "report.output=files.md", "hydra.run.dir=r1")
+    assert code == 0, err[-2000:]
+    for folder in offline_runs(tmp_path / "wandb_dir"):  # (W&B's service may still be writing the last one)
+        assert OfflineRun(folder).exit_code is not None
+    code, wandb_out, err = run_hwnas(*report, "report.source=wandb", "report.dirs=[wandb_dir]",
+                                     "report.output=wandb.md", "hydra.run.dir=r2")
+    assert code == 0, err[-2000:]
+    assert (tmp_path / "wandb.csv").read_text() == (tmp_path / "files.csv").read_text()
+    header, rows = _csv(tmp_path / "wandb.csv")
+    assert [r[0] for r in rows] == ["1", "3"] and [r[header.index("n_archs_mean")] for r in rows] == ["1.0", "3.0"]
+    assert "W&B exit code 1" in wandb_out and "report of 2 runs" in wandb_out
+    code, _, err = run_hwnas(*report, "report.source=wandb", "report.dirs=[wandb_dir]", "hydra.run.dir=r3",
+                             "report.plots=[{kind: pareto}]")
+    assert code != 0 and "with report.source=wandb the allowed kind is line" in err
+    code, _, err = run_hwnas(*report, "report.source=mlflow", "report.dirs=[wandb_dir]", "hydra.run.dir=r4")
+    assert code != 0 and "report.source = 'mlflow' is not allowed; allowed: files" in err

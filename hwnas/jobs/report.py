@@ -7,8 +7,8 @@ from omegaconf import OmegaConf
 
 from hwnas.errors import ConfigError
 from hwnas.io import atomic_write_text, write_csv
-from hwnas.report import (_same, aggregate, collect_runs, image_links, inject, load_published, make_plots, to_csv_rows,
-                          to_markdown, unfinished_runs)
+from hwnas.report import (_same, aggregate, collect_runs, collect_wandb_runs, image_links, inject, load_published,
+                          make_plots, to_csv_rows, to_markdown, unfinished_runs)
 
 
 def _listed(value) -> list:
@@ -19,10 +19,25 @@ def _listed(value) -> list:
     return [value] if isinstance(value, (str, dict)) else list(value)
 
 
+#: ``report.source``: where the runs are read from
+SOURCES = ("files", "wandb")
+
+
 def run(cfg, ctx) -> dict[str, float]:
     dirs = _listed(cfg.report.dirs)
-    runs = collect_runs(dirs)
-    for run_dir, record in unfinished_runs(dirs):  # a sweep's failed jobs are missing from the table: say which
+    source = cfg.report.get("source") or "files"
+    if source not in SOURCES:
+        raise ConfigError(f"report.source = {source!r} is not allowed; allowed: files (each run dir's metrics.json and "
+                          f".hydra/overrides.yaml) or wandb (the W&B run files under report.dirs)")
+    if source == "wandb":
+        kinds = sorted({str(dict(p).get("kind")) for p in _listed(cfg.report.get("plots")) if dict(p).get("kind") != "line"})
+        if kinds:
+            raise ConfigError(f"report.plots kind {', '.join(kinds)} reads a CSV of each run dir, which a W&B run file "
+                              f"does not hold; with report.source=wandb the allowed kind is line")
+        runs, unfinished = collect_wandb_runs(dirs)
+    else:
+        runs, unfinished = collect_runs(dirs), unfinished_runs(dirs)
+    for run_dir, record in unfinished:  # a sweep's failed jobs are missing from the table: say which
         why = record.get("error") or record.get("signal") or "no result"
         print(f"note: {run_dir} has no result ({record.get('status', 'unknown')}: {why}); it is not in the table")
     for condition in cfg.report.get("where") or []:
