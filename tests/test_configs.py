@@ -13,6 +13,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import OmegaConf
 
 from hwnas.jobs import JobContext, list_jobs, run_job
+from hwnas.predictors.estimator import make_trainer
 from hwnas.tracking import make_tracker
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -64,7 +65,8 @@ def test_option_composes_and_instantiates(compose_cfg, tmp_path, data_dir, group
     node = cfg[group]
     if group == "trainer":
         trainer = instantiate(node, default_root_dir=str(tmp_path), logger=False)
-        assert trainer.max_epochs == node.max_epochs and trainer.num_devices == node.devices
+        assert trainer.num_devices == node.devices and node.max_epochs is None  # (null: the job's length)
+        assert make_trainer(node, 7, None, progress=False).max_epochs == 7
         assert type(trainer.accelerator).__name__ == ACCELERATORS[node.accelerator]
         assert type(trainer.strategy).__name__ == STRATEGIES[node.get("strategy") or "auto"]
         assert trainer.precision == str(node.get("precision", "32-true"))

@@ -395,18 +395,21 @@ def test_train_predictor_job_calibrates_the_interval_on_validation_and_scores_it
                             "estimator.epochs=1", "logger=none"), run_dir=tmp_path / "bad")
 
 
-def test_trainer_group_callbacks_reach_the_trainer(compose_cfg, tmp_path, data_dir):
+def test_trainer_group_callbacks_and_max_epochs_reach_the_trainer(compose_cfg, tmp_path, data_dir):
     # trainer.callbacks (by _target_) run beside the job's checkpointing: an EarlyStopping that no epoch can satisfy
     # (an improvement of 1e6 ms) ends a 30-epoch fit after its first two validations
     stop = "{_target_:pytorch_lightning.callbacks.EarlyStopping,monitor:val/rmse_ms,patience:0,min_delta:1000000}"
     base = ["job=train_predictor", "search_space=nb201", "device=help", "device.column=pixel3",
             f"paths.data_dir={data_dir}", "train.samples=100", "estimator.epochs=30", "estimator.progress_bar=false",
             "logger=none"]
-    run_job(compose_cfg(*base, f"trainer.callbacks=[{stop}]"), run_dir=tmp_path / "stopped")
-    run_job(compose_cfg(*base), run_dir=tmp_path / "full")
+    stopped = run_job(compose_cfg(*base, f"trainer.callbacks=[{stop}]"), run_dir=tmp_path / "stopped")
+    full = run_job(compose_cfg(*base), run_dir=tmp_path / "full")
+    # trainer.max_epochs, when set, is how long it trains (as in Lightning); null (the default): estimator.epochs
+    capped = run_job(compose_cfg(*base, "trainer.max_epochs=3"), run_dir=tmp_path / "capped")
     epoch = {name: torch.load(tmp_path / name / "checkpoints" / "last.ckpt", map_location="cpu",
-                              weights_only=False)["epoch"] for name in ("stopped", "full")}
-    assert epoch == {"stopped": 1, "full": 29}
+                              weights_only=False)["epoch"] for name in ("stopped", "full", "capped")}
+    assert epoch == {"stopped": 1, "full": 29, "capped": 2}
+    assert (stopped["epochs"], full["epochs"], capped["epochs"]) == (2, 30, 3)  # the epochs it ran, not the setting
 
 
 def test_per_epoch_validation_metrics_have_the_final_metrics_units(compose_cfg, tmp_path, data_dir):

@@ -81,7 +81,7 @@ def run(cfg, ctx) -> dict[str, float]:
     pick = lambda idx: [archs[i] for i in idx]  # noqa: E731
     estimator.fit(space, pick(tr), lat[tr], pick(va), lat[va], work_dir=ctx.run_dir, logger=lightning_logger(ctx))
     metrics = {"n_train": len(tr), "n_val": len(va), "n_test": len(te), "train_seconds": estimator.train_seconds,
-               "epochs": estimator.epochs}
+               "epochs": estimator.epochs if estimator.trained_epochs is None else estimator.trained_epochs}
     if estimator.interval:
         if len(va) < MIN_CALIBRATION:
             raise ConfigError(f"estimator.interval = {estimator.interval} is calibrated on the validation split, which "

@@ -47,7 +47,10 @@ def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=Fal
     from hwnas.interrupts import lightning_progress
 
     # the trainer group's own callbacks (``_target_`` each, e.g. EarlyStopping) run beside the job's checkpointing
-    cfg.update(max_epochs=int(max_epochs), logger=logger, enable_model_summary=False,
+    # the job's length (estimator.epochs, supernet.phases) unless the trainer group sets one: then, as in Lightning,
+    # trainer.max_epochs is how long it trains
+    length = cfg.get("max_epochs")
+    cfg.update(max_epochs=int(max_epochs if length is None else length), logger=logger, enable_model_summary=False,
                callbacks=[*callbacks, *(cfg.get("callbacks") or []), lightning_progress()],  # progress: for the interrupt message
                default_root_dir=str(work_dir) if work_dir else None, enable_checkpointing=bool(callbacks))
     if callbacks:
@@ -133,6 +136,7 @@ class PredictorEstimator(LatencyEstimator):
         self.module: LatencyPredictor | None = load_predictor(checkpoint) if checkpoint else None
         self.checkpoint = checkpoint
         self.train_seconds = 0.0
+        self.trained_epochs: int | None = None  # epochs the last training ran (trainer.max_epochs may set them)
 
     @property
     def label(self) -> str:
@@ -238,7 +242,7 @@ class PredictorEstimator(LatencyEstimator):
                                validate=bool(datamodule.val))
         t0 = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
-        self.train_seconds = time.perf_counter() - t0
+        self.train_seconds, self.trained_epochs = time.perf_counter() - t0, int(trainer.current_epoch)
         module.eval()
         self.fitted = True
 
