@@ -19,7 +19,7 @@ SEEDS=${SEEDS:-0,1,2}
 rm -rf $OUT/runs/sweep
 hwnas -m job=differentiable_search search_strategy.latency_source=lut search_strategy.latency_path=$LUT \
   "search_strategy.lambda=0,0.003,0.01,0.03,0.1" seed=$SEEDS device.repeats=50 \
-  differentiable_search.retrain_epochs=2 differentiable_search.progress_bar=false logger=csv hydra.sweep.dir=$OUT/runs/sweep
+  differentiable_search.retrain_epochs=2 differentiable_search.progress_bar=false logger=$LOGGER hydra.sweep.dir=$OUT/runs/sweep
 find $OUT/runs/sweep -name checkpoints -type d -prune -exec rm -rf {} +   # resume state only
 # 3. the table
 hwnas job=report "report.dirs=[$OUT/runs/sweep]" "report.rows=[search_strategy.lambda]" \
