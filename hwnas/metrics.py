@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.regression import (KendallRankCorrCoef, MeanAbsolutePercentageError, MeanSquaredError,
-                                     SpearmanCorrCoef)
+                                     NormalizedRootMeanSquaredError, SpearmanCorrCoef)
 
 from hwnas.errors import ConfigError, DataError
 
@@ -51,27 +51,6 @@ class WithinRelativeError(Metric):
         return self.hits / self.total
 
 
-class RelativeRMSE(Metric):
-    """RMSE divided by the mean true value (the RMSE % of latency-predictor papers)."""
-
-    higher_is_better = False
-    full_state_update = False
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.add_state("sq", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("sum_target", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("n", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, preds, target):
-        self.sq += ((preds.double() - target.double()) ** 2).sum()
-        self.sum_target += target.double().sum()
-        self.n += target.numel()
-
-    def compute(self):
-        return (self.sq / self.n).sqrt() / (self.sum_target / self.n)
-
-
 def latency_metrics(prefix: str = "") -> MetricCollection:
     """The metric set of every latency estimator, as one torchmetrics collection."""
     # Latency datasets are small (<= 10^5 rows): buffering all predictions for rank metrics is intended.
@@ -83,7 +62,7 @@ def latency_metrics(prefix: str = "") -> MetricCollection:
 def _collection(prefix: str) -> MetricCollection:
     return MetricCollection({
         "rmse_ms": MeanSquaredError(squared=False),
-        "rmse_pct": RelativeRMSE(),
+        "rmse_pct": NormalizedRootMeanSquaredError(normalization="mean"),  # RMSE / mean true latency
         "mape": MeanAbsolutePercentageError(),
         "spearman": SpearmanCorrCoef(),
         "kendall": KendallRankCorrCoef(),

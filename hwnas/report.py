@@ -100,17 +100,22 @@ def varying_keys(runs: Sequence[Run]) -> list[str]:
 
 def aggregate(runs: Sequence[Run], rows: Sequence[str] | None = None, metrics: Sequence[str] | None = None):
     """``(row keys, metric names, [(row values, {metric: (mean, std, n)})])`` in first-seen order."""
+    import pandas as pd
+
     rows = list(rows) if rows else varying_keys(runs)
     metrics = list(metrics) if metrics else sorted({k for r in runs for k in r.metrics})
-    groups: dict[tuple, list[Run]] = {}
-    for r in runs:
-        groups.setdefault(tuple(r.overrides.get(k, "") for k in rows), []).append(r)
+    labels = [tuple(r.overrides.get(k, "") for k in rows) for r in runs]
+    values = pd.DataFrame([[r.metrics.get(m, np.nan) for m in metrics] for r in runs], columns=metrics, dtype=float)
+    # one group per label, in first-seen order; mean, sample std (0 for one run) and count of the runs that have it
+    stats = values.groupby(pd.Series(pd.factorize(pd.Series(labels, dtype=object))[0]), sort=True).agg(
+        ["mean", "std", "count"]) if metrics else None
+    firsts = list(dict.fromkeys(labels))
     table = []
-    for label, members in groups.items():
+    for g, label in enumerate(firsts):
         cells = {}
         for m in metrics:
-            vals = np.array([r.metrics[m] for r in members if m in r.metrics], dtype=float)
-            cells[m] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals)) if len(vals) else None
+            mean, std, n = (stats.loc[g, (m, k)] for k in ("mean", "std", "count"))
+            cells[m] = (float(mean), float(std) if n > 1 else 0.0, int(n)) if n else None
         table.append((label, cells))
     return rows, metrics, table
 
