@@ -43,8 +43,9 @@ ACCELERATORS = {"cpu": "CPUAccelerator", "gpu": "CUDAAccelerator"}
 STRATEGIES = {"auto": "SingleDeviceStrategy", "ddp": "DDPStrategy"}
 TRACKERS = {"none": "Tracker", "csv": "CSVTracker", "wandb": "WandbTracker"}
 #: Options whose object has an attribute of the same name that means something else: TableDevice.source
-#: is the table file read (device.source names the published dataset, help or syed).
-RENAMED = {("device", "source")}
+#: is the table file read (device.source names the published dataset, help or syed); a relative
+#: accuracy.path is kept as the file it names under the data root.
+RENAMED = {("device", "source"), ("accuracy", "path")}
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
