@@ -107,8 +107,8 @@ def aggregate(runs: Sequence[Run], rows: Sequence[str] | None = None, metrics: S
     labels = [tuple(r.overrides.get(k, "") for k in rows) for r in runs]
     values = pd.DataFrame([[r.metrics.get(m, np.nan) for m in metrics] for r in runs], columns=metrics, dtype=float)
     # one group per label, in first-seen order; mean, sample std (0 for one run) and count of the runs that have it
-    stats = values.groupby(pd.Series(pd.factorize(pd.Series(labels, dtype=object))[0]), sort=True).agg(
-        ["mean", "std", "count"]) if metrics else None
+    stats = values.groupby(pd.factorize(pd.Series(labels, dtype=object))[0]).agg(["mean", "std", "count"]) \
+        if metrics else None
     firsts = list(dict.fromkeys(labels))
     table = []
     for g, label in enumerate(firsts):

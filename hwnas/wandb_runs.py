@@ -73,7 +73,7 @@ def read_run(folder: str | Path, wait: float = 0.0) -> WandbRun:
     deadline = time.monotonic() + wait
     while True:
         run = _read_run(Path(folder))
-        if run.exit_code is not None and run.run is not None or time.monotonic() >= deadline:
+        if (run.exit_code is not None and run.run is not None) or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
     if run.run is None:

@@ -11,32 +11,21 @@ cd "$(dirname "$0")/../.."
 OUT=experiments/predictor_uncertainty
 source experiments/study.sh
 COMMON="job=train_predictor estimator.interval=0.9 estimator.progress_bar=false seed=0,1,2 logger=$LOGGER"
-sweep $COMMON search_space=nb201 device=help device.column=pixel3 train.samples=1000 hydra.sweep.dir=$OUT/runs/nb201
-sweep $COMMON search_space=fbnet device=help device.column=raspi4 train.samples=1000 hydra.sweep.dir=$OUT/runs/fbnet
-sweep $COMMON search_space=ofa_mbv3 device=syed device.column=rtx2080ti_b64 train.samples=1000 hydra.sweep.dir=$OUT/runs/ofa
-sweep $COMMON 'search_space.resolutions=[24,28,32]' search_space.width_mult=0.25 search_space.num_classes=10 \
-  device=table device.path=experiments/runtimes/measurements/onnxruntime.csv device.name=onnxruntime \
-  'estimator.hidden=[64]' estimator.epochs=1000 hydra.sweep.dir=$OUT/runs/onnxruntime
-# the same with interval_method=flops_gap: each interval's width from the gap between the prediction and a FLOPs fit on
-# the same training architectures (normalized conformal regression, hwnas/predictors/intervals.py), no quantile heads
-G="estimator.interval_method=flops_gap"
-sweep $COMMON $G search_space=nb201 device=help device.column=pixel3 train.samples=1000 hydra.sweep.dir=$OUT/runs/nb201_flops_gap
-sweep $COMMON $G search_space=fbnet device=help device.column=raspi4 train.samples=1000 hydra.sweep.dir=$OUT/runs/fbnet_flops_gap
-sweep $COMMON $G search_space=ofa_mbv3 device=syed device.column=rtx2080ti_b64 train.samples=1000 \
-  hydra.sweep.dir=$OUT/runs/ofa_flops_gap
-sweep $COMMON $G 'search_space.resolutions=[24,28,32]' search_space.width_mult=0.25 search_space.num_classes=10 \
-  device=table device.path=experiments/runtimes/measurements/onnxruntime.csv device.name=onnxruntime \
-  'estimator.hidden=[64]' estimator.epochs=1000 hydra.sweep.dir=$OUT/runs/onnxruntime_flops_gap
-# the same with interval_method=cv_plus: CV+ over 5 more models, each trained without one fifth of the training split
-# (Barber et al. 2021); its intervals need no calibration (calibrate_interval leaves them as they are)
-C="estimator.interval_method=cv_plus"
-sweep $COMMON $C search_space=nb201 device=help device.column=pixel3 train.samples=1000 hydra.sweep.dir=$OUT/runs/nb201_cv_plus
-sweep $COMMON $C search_space=fbnet device=help device.column=raspi4 train.samples=1000 hydra.sweep.dir=$OUT/runs/fbnet_cv_plus
-sweep $COMMON $C search_space=ofa_mbv3 device=syed device.column=rtx2080ti_b64 train.samples=1000 \
-  hydra.sweep.dir=$OUT/runs/ofa_cv_plus
-sweep $COMMON $C 'search_space.resolutions=[24,28,32]' search_space.width_mult=0.25 search_space.num_classes=10 \
-  device=table device.path=experiments/runtimes/measurements/onnxruntime.csv device.name=onnxruntime \
-  'estimator.hidden=[64]' estimator.epochs=1000 hydra.sweep.dir=$OUT/runs/onnxruntime_cv_plus
+# the four datasets once per interval method: quantile (no override, the default: two quantile heads, conformalized on
+# the validation split); flops_gap (each interval's width from the gap between the prediction and a FLOPs fit on the
+# same training architectures, normalized conformal regression, hwnas/predictors/intervals.py, no quantile heads);
+# cv_plus (CV+ over 5 more models, each trained without one fifth of the training split, Barber et al. 2021; its
+# intervals need no calibration: calibrate_interval leaves them as they are). Sweep dirs: runs/<dataset>[_<method>]
+for M in "" flops_gap cv_plus; do
+  I=${M:+estimator.interval_method=$M} S=${M:+_$M}
+  sweep $COMMON $I search_space=nb201 device=help device.column=pixel3 train.samples=1000 hydra.sweep.dir=$OUT/runs/nb201$S
+  sweep $COMMON $I search_space=fbnet device=help device.column=raspi4 train.samples=1000 hydra.sweep.dir=$OUT/runs/fbnet$S
+  sweep $COMMON $I search_space=ofa_mbv3 device=syed device.column=rtx2080ti_b64 train.samples=1000 \
+    hydra.sweep.dir=$OUT/runs/ofa$S
+  sweep $COMMON $I 'search_space.resolutions=[24,28,32]' search_space.width_mult=0.25 search_space.num_classes=10 \
+    device=table device.path=experiments/runtimes/measurements/onnxruntime.csv device.name=onnxruntime \
+    'estimator.hidden=[64]' estimator.epochs=1000 hydra.sweep.dir=$OUT/runs/onnxruntime$S
+done
 hwnas job=report "report.dirs=[$OUT/runs]" "report.rows=[search_space,device.column,device.name,estimator.interval_method]" \
   "report.metrics=[interval_coverage,interval_width_pct,test/rmse_pct,test/spearman,n_train,n_val,n_test]" \
   "report.title='90 % intervals (quantile heads, or interval_method flops_gap, both calibrated on the validation split; or cv_plus, calibrated by its folds): coverage and median width (% of the prediction) on the test split, mean ± std over 3 seeds'" \

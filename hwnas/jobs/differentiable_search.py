@@ -120,8 +120,7 @@ def run(cfg, ctx) -> dict[str, float]:
         "final_entropy": float(result.module.entropy().detach()),
         **{f"{s}/acc_inherited": a for s, a in acc.items()}}
     if retrain_epochs:
-        from hwnas.predictors.estimator import make_trainer
-        from hwnas.predictors.estimator import manual_optimization_trainer
+        from hwnas.predictors.estimator import make_trainer, manual_optimization_trainer
 
         tune = FineTune(result.model.train(), retrain_lr, retrain_epochs)
         trainer = make_trainer(manual_optimization_trainer(cfg.trainer), retrain_epochs, ctx.run_dir / "retrain", False,

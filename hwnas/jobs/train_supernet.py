@@ -76,7 +76,8 @@ def fit_resumable(module: pl.LightningModule, dm: ImageDataModule, cfg, ctx, max
         print(f"resuming {what} training from {resume.path} (step {resume.global_step})")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = make_trainer(manual_optimization_trainer(cfg.trainer), max_epochs, ctx.run_dir, lightning_logger(ctx), progress_bar, callbacks)
+    trainer = make_trainer(manual_optimization_trainer(cfg.trainer), max_epochs, ctx.run_dir, lightning_logger(ctx),
+                           progress_bar, callbacks)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         for note in QUIET_WARNINGS:

@@ -26,12 +26,18 @@ RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
 DEFAULT_TRAINER = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1}
 
 
+def _trainer_dict(trainer_cfg) -> dict:
+    """The ``trainer`` group (a DictConfig, a dict, or None: :data:`DEFAULT_TRAINER`) as a plain dict to edit."""
+    if isinstance(trainer_cfg, DictConfig):
+        return OmegaConf.to_container(trainer_cfg, resolve=True)
+    return dict(trainer_cfg or DEFAULT_TRAINER)
+
+
 def manual_optimization_trainer(trainer_cfg) -> dict:
     """The ``trainer`` group for a module that steps its own optimizers (supernet, differentiable search):
     elastic or unchosen candidates leave parameters unused under DDP, no sanity validation, no automatic
     gradient clipping (Lightning refuses it under manual optimization)."""
-    tc = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else \
-        dict(trainer_cfg or DEFAULT_TRAINER)
+    tc = _trainer_dict(trainer_cfg)
     if tc.get("strategy") == "ddp":
         tc["strategy"] = "ddp_find_unused_parameters_true"
     tc["num_sanity_val_steps"] = 0
@@ -43,7 +49,7 @@ def make_trainer(trainer_cfg, max_epochs: int, work_dir: Path | None, logger=Fal
                  callbacks: Sequence = (), validate: bool = True) -> pl.Trainer:
     """A Trainer from the ``trainer`` group; with checkpoint ``callbacks`` (:func:`hwnas.checkpoints.checkpointing`)
     every checkpoint it writes is verified before it replaces the previous one."""
-    cfg = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else dict(trainer_cfg or DEFAULT_TRAINER)
+    cfg = _trainer_dict(trainer_cfg)
     from hwnas.interrupts import lightning_progress
 
     # the trainer group's own callbacks (``_target_`` each, e.g. EarlyStopping) run beside the job's checkpointing
@@ -223,7 +229,7 @@ class PredictorEstimator(LatencyEstimator):
         main.cv_nets.extend(nets)
         main.hparams.interval_cv = {"folds": self.interval_folds, "fold_of": [int(f) for f in folds],
                                     "residuals": [float(r) for r in residuals]}
-        self.module, self.train_seconds, self.fitted = main, seconds, True
+        self.train_seconds = seconds
 
     def train_module(self, datamodule, work_dir=None, logger=False, epochs: int | None = None,
                      module: LatencyPredictor | None = None) -> None:

@@ -437,8 +437,8 @@ class DifferentiableSearch(SearchStrategy):
                 print(f"resuming differentiable search from {resume.path} (step {resume.global_step})")
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        trainer = make_trainer(manual_optimization_trainer(trainer_cfg), self.warmup_epochs + self.epochs, work_dir, logger,
-                               progress, callbacks)
+        trainer = make_trainer(manual_optimization_trainer(trainer_cfg), self.warmup_epochs + self.epochs, work_dir,
+                               logger, progress, callbacks)
         t0 = time.perf_counter()
         trainer.fit(module, datamodule=AlternatingData(images, self.seed), ckpt_path=resume.ckpt_path if resume else None)
         seconds = time.perf_counter() - t0
