@@ -37,12 +37,19 @@ def collect_runs(dirs: Sequence[str | Path]) -> list[Run]:
         for m in sorted(d.rglob("metrics.json"), key=_natural):
             if SUPERSEDED in m.relative_to(d).parts[:-1]:
                 continue  # results of an earlier config of that run dir (hwnas.runs), not of its config
+            if _is_report(m.parent):
+                continue  # a job=report's own counts (a study's report dirs sit beside its sweeps under runs/)
             ov_file = m.parent / ".hydra" / "overrides.yaml"
             items = (yaml.safe_load(ov_file.read_text()) or []) if ov_file.exists() else []
             runs.append(Run(m.parent, _overrides(items), json.loads(m.read_text())))
     if not runs:
         raise DataError(f"no metrics.json found under {', '.join(str(d) for d in dirs)}")
     return runs
+
+
+def _is_report(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a job=report run (its record says so): its metrics describe a table, not a result."""
+    return (read_record(run_dir) or {}).get("job") == "report"
 
 
 def _overrides(items: Sequence[str]) -> dict[str, str]:
@@ -84,7 +91,8 @@ def unfinished_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, dict]]:
     out = []
     for d in dirs:
         for rec_file in sorted(Path(d).rglob(RECORD), key=_natural):
-            if SUPERSEDED in rec_file.relative_to(d).parts[:-1] or (rec_file.parent / "metrics.json").exists():
+            if (SUPERSEDED in rec_file.relative_to(d).parts[:-1] or (rec_file.parent / "metrics.json").exists()
+                    or _is_report(rec_file.parent)):
                 continue
             record = read_record(rec_file.parent) or {}
             if record.get("status") != "finished":

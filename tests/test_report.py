@@ -30,6 +30,14 @@ def test_report_of_a_multirun(tmp_path):
     assert "fbnet" in text and "nb201" not in text and " ± " in text
     rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
     assert len(rows) == 1 and float(rows[0]["mflops_median_n"]) == 2
+    # the same report again, its run dir beside the sweep (as a study keeps runs/report_<section> beside its sweeps):
+    # the first report's metrics.json there is not a run of the table, the second run reads the same 4 runs
+    again = [sys.executable, "-m", "hwnas", "job=report", f"report.dirs=[{tmp_path}]", "report.rows=[search_space]",
+             f"report.output={tmp_path}/again.md", "logger=none", f"hydra.run.dir={tmp_path}/rep2"]
+    for _ in range(2):
+        done = subprocess.run(again, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "report of 4 runs" in done.stdout, done.stdout[-2000:]
 
 
 def test_report_of_nothing(tmp_path):
