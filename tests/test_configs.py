@@ -31,6 +31,7 @@ COMPANIONS = {
     ("device", "help"): ["search_space=nb201"],
     ("device", "table"): ["device.path={data}/ofa/syed/ofa_mbv3__note10_lut.csv"],
     ("estimator", "lut"): ["estimator.path={data}/ofa/note10_lut"],
+    ("estimator", "kernel_lut"): ["estimator.path={data}/ofa/note10_lut"],  # (any table loads; it is summed per kernel)
     ("accuracy", "table"): ["accuracy.path={data}/nb201/accuracy_200ep.csv", "accuracy.column=cifar10"],
 }
 NEEDS_GPU = {("device", "local_cuda"), ("trainer", "gpu")}

@@ -7,7 +7,8 @@ with different timings, so merging the files would mix measurements of different
 ``calibrate=global`` (or ``true``) fits ``a * sum + b`` on samples, absorbing per-network
 overheads that isolated layer timings miss; ``calibrate=per_resolution`` fits one ``(a, b)`` per
 resolution, absorbing the per-table bias of tables profiled at different moments or with
-different kernels per shape.
+different kernels per shape. ``granularity=kernel`` sums a table of fused kernels (nn-Meter's
+view, ``hwnas/spaces/kernels.py``) built with ``job=build_lut build_lut.granularity=kernel``.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from hwnas.data.tables import read_lut_yaml
 from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.estimators.base import LatencyEstimator
 from hwnas.estimators.linear import LinearFit, resolution_of
+from hwnas.spaces.kernels import check_granularity, table_units
 
 
 STATISTICS = ("mean", "median")
@@ -59,7 +61,7 @@ class LookupTableEstimator(LatencyEstimator):
     name = "lut"
 
     def __init__(self, path: str | None = None, data_dir: str | None = None, calibrate: bool | str = False,
-                 statistic: str = "mean", **fit_options):
+                 statistic: str = "mean", granularity: str = "layer", **fit_options):
         calibrate = {True: "global", False: "none", None: "none"}.get(calibrate, calibrate)
         if calibrate not in CALIBRATIONS:
             raise ConfigError(f"estimator.calibrate = {calibrate!r} is not allowed; allowed: {choices_text(CALIBRATIONS)} "
@@ -72,6 +74,7 @@ class LookupTableEstimator(LatencyEstimator):
                               "build one with `hwnas job=build_lut`, or use estimator=lut_note10")
         if statistic not in STATISTICS:
             raise ConfigError(f"estimator.statistic = {statistic!r} is not allowed; allowed: mean, median")
+        self.granularity = check_granularity(granularity, "estimator.granularity")
         self.path = str(path)
         self.tables = load_tables(path, data_dir, statistic)
         self.linear = LinearFit(per_group=calibrate == "per_resolution")
@@ -85,13 +88,14 @@ class LookupTableEstimator(LatencyEstimator):
         for i, arch in enumerate(archs):
             table = self.table_for(arch)
             total = 0.0
-            for layer in space.layers(arch):
+            for layer in table_units(space, arch, self.granularity):
                 try:
                     total += table[layer.key]
                 except KeyError:
                     hint = (" (OFA's Note10 tables describe the width-1.2 network at resolutions 160..224: "
                             "search_space.width_mult=1.2)" if "note10" in self.path else
-                            " (rebuild the table for this search space with `hwnas job=build_lut`)")
+                            f" (rebuild the table for this search space with `hwnas job=build_lut "
+                            f"build_lut.granularity={self.granularity}`)")
                     raise DataError(f"layer '{layer.key}' of {space.to_string(arch)} is not in the lookup table "
                                     f"'{self.path}' ({len(table)} layers){hint}") from None
             out[i] = total

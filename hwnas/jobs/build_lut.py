@@ -1,4 +1,4 @@
-"""Profile each distinct layer of a space on this machine into an OFA-format lookup table.
+"""Profile each distinct layer (or fused kernel) of a space on this machine into an OFA-format lookup table.
 
 Layers are appended to ``<output>.csv`` as they are profiled (a rerun profiles only what is missing);
 the YAML table is written from it at the end, while the CSV's writer lock is still held.
@@ -16,6 +16,7 @@ from tqdm import tqdm
 from hwnas.devices import require_local
 from hwnas.io import atomic_write_text
 from hwnas.measure import MeasurementStore, provenance
+from hwnas.spaces.kernels import check_granularity, table_universe
 
 COLUMNS = ["key", "mean", "std", "median", "count", "input_shape", "device", "hardware", "threads", "torch", "batch_size"]
 
@@ -24,14 +25,16 @@ def run(cfg, ctx) -> dict[str, float]:
     space = instantiate(cfg.search_space)
     device = instantiate(cfg.device)
     require_local(device, "build_lut", "profiles layers on this machine")
+    granularity = check_granularity(cfg.build_lut.get("granularity", "layer"), "build_lut.granularity")
+    suffix = "__kernels" if granularity == "kernel" else ""
     output = Path(cfg.build_lut.output) if cfg.build_lut.get("output") else \
-        Path(cfg.paths.output_dir) / "luts" / f"{space.name}__{device.name}.yaml"
-    universe = space.layer_universe()
-    identity = provenance.local_latency("latency of layers (job=build_lut)", cfg.search_space, device)
+        Path(cfg.paths.output_dir) / "luts" / f"{space.name}__{device.name}{suffix}.yaml"
+    universe = table_universe(space, granularity)
+    identity = provenance.local_latency(f"latency of {granularity}s (job=build_lut)", cfg.search_space, device)
     with MeasurementStore(output.with_suffix(".csv"), COLUMNS, identity, key="key", option="build_lut.output") as store:
         todo = [layer for layer in universe if layer.key not in store]
         t0 = time.perf_counter()
-        for layer in tqdm(todo, desc=f"profiling {space.name} layers on {device.name}", unit="layer",
+        for layer in tqdm(todo, desc=f"profiling {space.name} {granularity}s on {device.name}", unit=granularity,
                           dynamic_ncols=True):
             shape = (device.batch_size, *layer.input_shape)
             timing = device.measure_module(layer.build().to(device.torch_device),
@@ -45,7 +48,8 @@ def run(cfg, ctx) -> dict[str, float]:
                              "std": float(rows[layer.key]["std"]), "median": float(rows[layer.key]["median"])}
                  for layer in universe}
         atomic_write_text(output, yaml.safe_dump(table, sort_keys=True))
-    print(f"lookup table of {len(table)} {space.name} layers on {device.name} ({len(todo)} profiled now, "
+    print(f"lookup table of {len(table)} {space.name} {granularity}s on {device.name} ({len(todo)} profiled now, "
           f"{seconds:.1f} s) -> {output}")
-    ctx.tracker.log_artifact(output, "lookup_table", {"space": space.name, "device": device.name, "layers": len(table)})
+    ctx.tracker.log_artifact(output, "lookup_table", {"space": space.name, "device": device.name,
+                                                      "granularity": granularity, "entries": len(table)})
     return {"n_layers": len(table), "n_profiled_now": len(todo), "profile_seconds": seconds}

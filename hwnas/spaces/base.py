@@ -292,6 +292,22 @@ class SearchSpace(ABC):
                 seen.setdefault(layer.key, layer)
         return list(seen.values())
 
+    def kernels(self, arch: Arch) -> list[Layer]:
+        """The network of ``arch`` as the fused kernels a runtime executes (nn-Meter's view; ``kernels.py``)."""
+        from hwnas.spaces.kernels import kernels_of
+
+        return [k for layer in self.layers(arch) for k in kernels_of(layer, type(self))]
+
+    def kernel_universe(self) -> list[Layer]:
+        """Every distinct kernel configuration of the space (what a kernel-level table must profile)."""
+        from hwnas.spaces.kernels import kernels_of
+
+        seen: dict[str, Layer] = {}
+        for layer in self.layer_universe():
+            for kernel in kernels_of(layer, type(self)):
+                seen.setdefault(kernel.key, kernel)
+        return list(seen.values())
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size(), "genes": len(self.genes), "encoding_dim": self.encoding_dim}
 

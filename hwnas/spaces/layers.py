@@ -58,6 +58,9 @@ class ChannelShuffle(nn.Module):
         super().__init__()
         self.groups = groups
 
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
     def forward(self, x):
         n, c, h, w = x.shape
         return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
@@ -89,6 +92,10 @@ class MBConv(nn.Module):
         layers.append(ConvBNAct(mid, c_out, 1, groups=groups, act=None))
         self.body = nn.Sequential(*layers)
         self.residual = stride == 1 and c_in == c_out
+
+    @property
+    def adds_residual(self) -> bool:  # the kernel decomposition's cue (spaces/kernels.py)
+        return self.residual
 
     def forward(self, x):
         y = self.body(x)

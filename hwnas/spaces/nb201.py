@@ -116,6 +116,8 @@ class NB201Cell(nn.Module):
 class NB201Reduction(nn.Module):
     """Residual reduction block between stages: ReLU-Conv3x3/2-BN -> ReLU-Conv3x3-BN, plus AvgPool2d(2)+Conv1x1 shortcut."""
 
+    adds_residual = True  # the kernel decomposition's cue (spaces/kernels.py)
+
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.body = nn.Sequential(_relu_conv_bn(c_in, c_out, 3, stride=2), _relu_conv_bn(c_out, c_out, 3))
