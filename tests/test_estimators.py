@@ -163,3 +163,27 @@ def test_evaluate_job_on_published_table(compose_cfg, tmp_path, data_dir):
                 "latency_ms_mean": truth.mean()}
     for key, value in expected.items():
         assert m[key] == pytest.approx(value, rel=1e-4, abs=1e-4), key
+
+
+@pytest.mark.parametrize("name", ["ofa_mbv3", "compofa_fixed", "compofa_elastic"])
+def test_vectorized_table_sum_is_bit_equal_to_the_loop(tmp_path, name):
+    """The slot sums (one gather per block position) give exactly the loop's sums, per-resolution tables too."""
+    space = get_space(name, resolutions=[160, 176], width_mult=1.2)
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    for r in space.resolutions:  # a table per resolution, random values (OFA's Note10 layout)
+        table = {layer.key: {"count": 1, "mean": float(rng.lognormal(-2, 1)), "std": 0.0} for layer in space.layer_universe()}
+        (folder / f"note10_{r}_lookup_table.yaml").write_text(yaml.safe_dump(table))
+    est = LookupTableEstimator(path=str(folder))
+    archs = space.sample(3000, seed=2)
+    fast = est.predict(space, archs)
+    slow = est._loop_sum(space, archs)
+    assert np.array_equal(fast, slow)  # bit-equal, not close
+    # a layer missing from the table is named, as by the loop
+    table = yaml.safe_load((folder / "note10_176_lookup_table.yaml").read_text())
+    missing = space.layers(next(a for a in archs if a.r == 176))[3].key
+    del table[missing]
+    (folder / "note10_176_lookup_table.yaml").write_text(yaml.safe_dump(table))
+    with pytest.raises(Exception, match="is not in the lookup table"):
+        LookupTableEstimator(path=str(folder)).predict(space, archs)

@@ -98,3 +98,4 @@ def test_bad_granularity_is_one_line(run_cli, one_line_error, tmp_path, args, ne
     args = [a.replace("{in}", str(tmp_path / "in.csv")) for a in args]
     code, _, err = run_cli(*args, f"hydra.run.dir={tmp_path}", "logger=none")
     one_line_error(code, err, needle, "allowed: layer, kernel")
+

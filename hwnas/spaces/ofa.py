@@ -278,7 +278,9 @@ class OFAMobileNetV3(SearchSpace):
 
     def layers(self, arch: OFAArch) -> list[Layer]:
         """The subnet as OFA's lookup tables see it (keys as in OFA's Note10 tables for width 1.2)."""
-        self.validate(arch)
+        return self._layers(self.validate(arch))
+
+    def _layers(self, arch: OFAArch) -> list[Layer]:
         w, r = self.widths(), arch.r
         size = conv_out(r, 2)
         out = [Layer(f"Conv-input:{r}x{r}x3-output:{size}x{size}x{w['stem']}", (3, r, r),
@@ -309,6 +311,31 @@ class OFAMobileNetV3(SearchSpace):
                   partial(_classifier, last, self.num_classes, self.dropout)),
         ]
         return out
+
+    def layer_slots(self) -> dict[int, tuple[list[str], list[list[list[str]]], list[str]]]:
+        """The layer decomposition as slots, for vectorized lookup-table sums.
+
+        Per resolution: the keys of the layers before the blocks (stem, first block), the key of
+        block position ``i`` for each ``(kernel index, expand index)``, and the keys after the blocks.
+        A block's key depends only on its position, its own kernel and expansion and the resolution
+        (its input size and width are fixed by the position), so ``layers(arch)`` is these slots with
+        the blocks beyond each stage's depth left out (tested: sums over both are bit-equal).
+        """
+        cached = self.__dict__.get("_layer_slots")
+        if cached is None:
+            d = (max(self.d_choices),) * N_STAGES
+            cached = {}
+            for r in self.resolutions:
+                grid = [[[None] * len(self.e_choices) for _ in self.ks_choices] for _ in range(N_BLOCKS)]
+                for ki, k in enumerate(self.ks_choices):
+                    for ei, e in enumerate(self.e_choices):
+                        uniform = OFAArch((k,) * N_BLOCKS, (e,) * N_BLOCKS, d, r)  # (not validated: CompOFA couples e)
+                        keys = [layer.key for layer in self._layers(uniform)]
+                        for i in range(N_BLOCKS):
+                            grid[i][ki][ei] = keys[2 + i]
+                cached[r] = (keys[:2], grid, keys[2 + N_BLOCKS:])
+            self.__dict__["_layer_slots"] = cached
+        return cached
 
     def covering_archs(self) -> list[OFAArch]:
         """Per resolution, one network of uniform (kernel, expand) per combination at full depth."""
