@@ -187,3 +187,29 @@ def test_vectorized_table_sum_is_bit_equal_to_the_loop(tmp_path, name):
     (folder / "note10_176_lookup_table.yaml").write_text(yaml.safe_dump(table))
     with pytest.raises(Exception, match="is not in the lookup table"):
         LookupTableEstimator(path=str(folder)).predict(space, archs)
+
+
+@pytest.mark.parametrize("name", ["ofa_mbv3", "compofa_fixed"])
+def test_vectorized_costs_are_bit_equal_to_the_loop(name):
+    """space.costs (FLOPs / params / peak memory through the layer slots) equals the per-layer loop exactly."""
+    from hwnas.spaces.cost import layer_cost, loop_layer_costs
+
+    space = get_space(name, resolutions=[24, 32], width_mult=0.25, num_classes=10)
+    archs = space.sample(400, seed=4)
+    fast = space.costs(archs)
+    cache: dict = {}
+    slow = loop_layer_costs(space, archs, lambda layer: cache.setdefault(layer.key, layer_cost(layer)))
+    assert all(np.array_equal(fast[k], slow[k]) for k in slow)
+    # and each equals the whole network's own count (flop_counter on the built model)
+    whole = space.cost(archs[0])
+    assert fast["flops"][0] == whole.flops and fast["params"][0] == whole.params
+
+
+def test_benchmark_times_the_table_sum_on_arrays(compose_cfg, tmp_path):
+    space = get_space("ofa_mbv3", resolutions=[24, 32], width_mult=0.25, num_classes=10)
+    table = {layer.key: {"count": 1, "mean": 0.01, "std": 0.0} for layer in space.layer_universe()}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(table))
+    m = run_job(compose_cfg("job=benchmark", "search_space.resolutions=[24,32]", "search_space.width_mult=0.25",
+                            "search_space.num_classes=10", "estimator=lut", f"estimator.path={tmp_path / 't.yaml'}",
+                            "benchmark.n=2000", "benchmark.repeats=1", "logger=none"), run_dir=tmp_path / "b")
+    assert m["sum_archs_per_s"] > 0 and m["predict_archs_per_s"] > 0 and m["n"] == 2000

@@ -23,6 +23,7 @@ from hwnas.errors import ConfigError, DataError, choices_text
 from hwnas.estimators.base import LatencyEstimator
 from hwnas.estimators.linear import LinearFit, resolution_of
 from hwnas.spaces.kernels import check_granularity, table_units
+from hwnas.spaces.slots import SlotSums
 
 
 STATISTICS = ("mean", "median")
@@ -84,9 +85,9 @@ class LookupTableEstimator(LatencyEstimator):
         return f"with calibrate={self.calibrate} fits a * sum + b"
 
     def layer_sum(self, space, archs) -> np.ndarray:
-        """Each architecture's table sum; through :class:`SlotSums` where the space has layer slots."""
+        """Each architecture's table sum; vectorized (:class:`~hwnas.spaces.slots.SlotSums`) where the space has layer slots."""
         if self.granularity == "layer" and hasattr(space, "layer_slots") and len(archs):
-            sums = self._slot_sums(space)
+            sums = self.slot_sums(space)
             ks, e, d, r = space.arrays(archs)
             out = sums(ks, e, d, r)
             bad = np.flatnonzero(np.isnan(out))
@@ -95,18 +96,18 @@ class LookupTableEstimator(LatencyEstimator):
             return out
         return self._loop_sum(space, archs)
 
-    def _slot_sums(self, space) -> "SlotSums":
+    def slot_sums(self, space) -> SlotSums:
         cache = self.__dict__.setdefault("_slot_cache", {})
         slots = space.layer_slots()
-        if id(slots) not in cache:
-            cache[id(slots)] = (slots, SlotSums(space, slots, self._table_of_resolution))
+        if id(slots) not in cache:  # (the slots are kept beside their sums, so the id stays theirs)
+            cache[id(slots)] = (slots, SlotSums(space, self._table_value))
         return cache[id(slots)][1]
 
-    def _table_of_resolution(self, r: int) -> dict[str, float] | None:
+    def _table_value(self, r: int, layer) -> float:
         try:
-            return self.table_of(r)
+            return self.table_of(r).get(layer.key, np.nan)
         except DataError:  # no table for r: its sums are NaN, and the loop names the gap
-            return None
+            return np.nan
 
     def _loop_sum(self, space, archs) -> np.ndarray:
         out = np.empty(len(archs), dtype=np.float64)
@@ -155,50 +156,3 @@ class LookupTableEstimator(LatencyEstimator):
             return x
         return self.linear.predict(np.column_stack([x, np.ones_like(x)]), resolution_of(archs))
 
-
-class SlotSums:
-    """Vectorized table sums over a space's layer slots (``space.layer_slots()``, OFA-family spaces).
-
-    The table's values are laid out once as arrays (per resolution: the layers before the blocks,
-    ``(block, kernel, expand)`` for the blocks, the layers after), so a batch is summed with one
-    gather per block position and no Python loop per architecture. The sum runs over the layers
-    in the order of ``space.layers(arch)`` with dropped blocks adding 0.0, so every sum is
-    bit-equal to the loop's (tested). A layer missing from the table gives NaN.
-    """
-
-    def __init__(self, space, slots: dict, table_of_resolution):
-        resolutions = list(slots)
-        self.r_index, self.k_index, self.e_index = (_index_of(c) for c in (resolutions, space.ks_choices, space.e_choices))
-        self.active_mask = space.active_mask
-        before, blocks, after = [], [], []
-        for r in resolutions:
-            table = table_of_resolution(int(r)) or {}
-            keys_before, grid, keys_after = slots[int(r)]
-            value = lambda key: table.get(key, np.nan)  # noqa: E731
-            before.append([value(k) for k in keys_before])
-            after.append([value(k) for k in keys_after])
-            blocks.append([[[value(k) for k in row] for row in block] for block in grid])
-        self.before = np.array(before, dtype=np.float64)   # (R, n_before)
-        self.blocks = np.array(blocks, dtype=np.float64)   # (R, n_blocks, K, E)
-        self.after = np.array(after, dtype=np.float64)     # (R, n_after)
-
-    def __call__(self, ks: np.ndarray, e: np.ndarray, d: np.ndarray, r: np.ndarray) -> np.ndarray:
-        ri, ki, ei = self.r_index[r], self.k_index[ks], self.e_index[e]
-        n_blocks = self.blocks.shape[1]
-        values = self.blocks[ri[:, None], np.arange(n_blocks)[None, :], ki, ei]
-        values = np.where(self.active_mask(d), values, 0.0)
-        total = np.zeros(len(r), dtype=np.float64)
-        for column in self.before[ri].T:
-            total += column
-        for column in values.T:
-            total += column
-        for column in self.after[ri].T:
-            total += column
-        return total
-
-
-def _index_of(choices) -> np.ndarray:
-    """``lookup[value] = position of value in choices`` (values are small non-negative ints)."""
-    lookup = np.full(max(choices) + 1, -1, dtype=np.int64)
-    lookup[np.asarray(choices, dtype=np.int64)] = np.arange(len(choices))
-    return lookup

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 from hwnas.options import count, number
 from hwnas.measure.harness import median_seconds
+from hwnas.estimators import LookupTableEstimator
 from hwnas.estimators.fitting import fit_from_config
 from hwnas.predictors import PredictorEstimator
 
@@ -42,6 +43,11 @@ def run(cfg, ctx) -> dict[str, float]:
                "predict_seconds": predict_s, "predict_archs_per_s": n / predict_s}
     print(f"{space.name}, estimator={estimator.name}, {torch.get_num_threads()} threads: encode {n / encode_s:,.0f} archs/s, "
           f"encode + predict {n / predict_s:,.0f} archs/s (median of {repeats})")
+    if isinstance(estimator, LookupTableEstimator) and estimator.granularity == "layer" and hasattr(space, "layer_slots"):
+        arrays, sums = space.arrays(archs), estimator.slot_sums(space)  # the table sum alone, on genome arrays
+        sum_s = median_seconds(lambda: sums(*arrays), repeats)
+        metrics.update(sum_seconds=sum_s, sum_archs_per_s=n / sum_s)
+        print(f"table sum on arrays {n / sum_s:,.0f} archs/s")
     if cfg.benchmark.get("search"):
         metrics.update(_time_search(cfg, space, estimator, archs))
     return metrics

@@ -83,16 +83,39 @@ def layer_cost(layer) -> ArchCost:
 
 def layer_costs(space, archs) -> dict:
     """Batch costs summed over each space's layer decomposition; each distinct layer costed once per space."""
+    cache: dict[str, ArchCost] = space.__dict__.setdefault("_layer_cost_cache", {})
+
+    def cost(layer) -> ArchCost:
+        c = cache.get(layer.key)
+        if c is None:
+            c = cache[layer.key] = layer_cost(layer)
+        return c
+
+    if hasattr(space, "layer_slots") and len(archs):  # vectorized, bit-equal to the loop below (tested)
+        sums = space.__dict__.get("_cost_slot_sums")
+        if sums is None:
+            from hwnas.spaces.slots import SlotSums
+
+            sums = space.__dict__["_cost_slot_sums"] = {
+                "params": SlotSums(space, lambda r, layer: cost(layer).params),
+                "flops": SlotSums(space, lambda r, layer: cost(layer).flops),
+                "peak_activation_bytes": SlotSums(space, lambda r, layer: cost(layer).peak_activation_bytes, "max")}
+        arrays = space.arrays(archs)
+        out = {name: s(*arrays) for name, s in sums.items()}
+        return {"params": out["params"], "flops": out["flops"], "macs": out["flops"] / 2,
+                "peak_activation_bytes": out["peak_activation_bytes"]}
+    return loop_layer_costs(space, archs, cost)
+
+
+def loop_layer_costs(space, archs, cost) -> dict:
+    """:func:`layer_costs` one architecture at a time, over ``space.layers(arch)`` (any space)."""
     import numpy as np
 
-    cache: dict[str, ArchCost] = space.__dict__.setdefault("_layer_cost_cache", {})
     n = len(archs)
     params, flops, peak = np.zeros(n), np.zeros(n), np.zeros(n)
     for i, arch in enumerate(archs):
         for layer in space.layers(arch):
-            c = cache.get(layer.key)
-            if c is None:
-                c = cache[layer.key] = layer_cost(layer)
+            c = cost(layer)
             params[i] += c.params
             flops[i] += c.flops
             peak[i] = max(peak[i], c.peak_activation_bytes)

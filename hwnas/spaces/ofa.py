@@ -312,15 +312,13 @@ class OFAMobileNetV3(SearchSpace):
         ]
         return out
 
-    def layer_slots(self) -> dict[int, tuple[list[str], list[list[list[str]]], list[str]]]:
-        """The layer decomposition as slots, for vectorized lookup-table sums.
-
-        Per resolution: the keys of the layers before the blocks (stem, first block), the key of
-        block position ``i`` for each ``(kernel index, expand index)``, and the keys after the blocks.
-        A block's key depends only on its position, its own kernel and expansion and the resolution
-        (its input size and width are fixed by the position), so ``layers(arch)`` is these slots with
-        the blocks beyond each stage's depth left out (tested: sums over both are bit-equal).
-        """
+    def layer_slots(self) -> dict[int, tuple[list[Layer], list[list[list[Layer]]], list[Layer]]]:
+        """The layer decomposition as slots (``hwnas/spaces/slots.py``): per resolution, the layers
+        before the blocks (stem, first block), the layer at block position ``i`` for each
+        ``(kernel index, expand index)``, and the layers after the blocks. A block's layer depends
+        only on its position, its own kernel and expansion and the resolution (its input size and
+        width are fixed by the position), so ``layers(arch)`` is these slots with the blocks beyond
+        each stage's depth left out (tested: sums over both are bit-equal)."""
         cached = self.__dict__.get("_layer_slots")
         if cached is None:
             d = (max(self.d_choices),) * N_STAGES
@@ -330,10 +328,10 @@ class OFAMobileNetV3(SearchSpace):
                 for ki, k in enumerate(self.ks_choices):
                     for ei, e in enumerate(self.e_choices):
                         uniform = OFAArch((k,) * N_BLOCKS, (e,) * N_BLOCKS, d, r)  # (not validated: CompOFA couples e)
-                        keys = [layer.key for layer in self._layers(uniform)]
+                        layers = self._layers(uniform)
                         for i in range(N_BLOCKS):
-                            grid[i][ki][ei] = keys[2 + i]
-                cached[r] = (keys[:2], grid, keys[2 + N_BLOCKS:])
+                            grid[i][ki][ei] = layers[2 + i]
+                cached[r] = (layers[:2], grid, layers[2 + N_BLOCKS:])
             self.__dict__["_layer_slots"] = cached
         return cached
 
