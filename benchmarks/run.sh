@@ -13,7 +13,7 @@ NOTE10='search_space.width_mult=1.2 search_space.resolutions=[160,164,168,172,17
 hwnas -m job=benchmark search_space=ofa_mbv3 $NOTE10 estimator=lut_note10 benchmark.n=100000 benchmark.repeats=5 \
   logger=none hydra.sweep.dir=$OUT/lut
 hwnas job=report "report.dirs=[$OUT/predictor,$OUT/predictor_cells,$OUT/lut]" "report.rows=[search_space,estimator,estimator.precision]" \
-  "report.metrics=[encode_archs_per_s,predict_archs_per_s,threads]" \
+  "report.metrics=[encode_archs_per_s,predict_archs_per_s,sum_archs_per_s,threads]" \
   "report.title='Encoding and encode + predict throughput (architectures/s, median of 5 calls of 100,000)'" \
   report.output=benchmarks/throughput.md report.readme=benchmarks/README.md report.section=throughput \
   logger=none hydra.run.dir=$OUT/report
