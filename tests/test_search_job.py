@@ -83,6 +83,23 @@ def test_search_job_on_the_device_latency_has_no_violations(compose_cfg, tmp_pat
     assert not (tmp_path / "run" / "front.png").exists()
 
 
+def test_exhaustive_search_on_exact_latencies_has_zero_regret_on_every_budget(compose_cfg, tmp_path, data_dir, nb201_model):
+    """Every cell evaluated with the device's own latencies and the accuracy table: each pick is the optimum."""
+    budgets = [3, 5, 8, 12.5]
+    cfg = compose_cfg(*nb201_model, f"paths.data_dir={data_dir}", "search_strategy=exhaustive",
+                      "search.latency_source=device", f"search.latency_budgets=[{','.join(map(str, budgets))}]",
+                      "search.verify=true", "search.plot=false")
+    m = run_job(cfg, run_dir=tmp_path / "run")
+    for b in budgets:
+        assert m[f"budget_{b}ms/regret"] == 0 and m[f"budget_{b}ms/violation"] == 0
+    assert m["hv_ratio"] == pytest.approx(1.0)
+    from hwnas.search.exhaustive import ExhaustiveSearch
+    from hwnas.spaces import get_space
+
+    with pytest.raises(ConfigError, match="search_strategy=exhaustive: ofa_mbv3 has .* architectures, more than"):
+        ExhaustiveSearch().run(get_space("ofa_mbv3"), lambda archs: {"latency": [1.0] * len(archs)})
+
+
 def test_auto_margin_is_the_estimators_measured_error(compose_cfg, tmp_path, data_dir, nb201_model):
     """latency_margin=auto: the 95 % quantile of the FLOPs model's underestimate on pixel3 cells it was not
     fitted on; the search runs under budget x (1 - margin), and a pick can only violate beyond it."""
