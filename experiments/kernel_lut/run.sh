@@ -4,7 +4,7 @@
 # summed) beside OFA's block-level table, FLOPs and ridge regression, on this CPU through eager PyTorch
 # and ONNX Runtime. Per runtime, back to back: 300 OFA MobileNetV3 subnets (width 1.0, 160-224 px)
 # measured, the block table and the kernel table profiled; then every estimator scored on the same
-# held-out subnets (210 fit / 90 held out, 3 splits). Run on an otherwise idle machine: ~25 min.
+# held-out subnets (210 fit / 90 held out, 3 splits). Run on an otherwise idle machine: ~45 min (ONNX Runtime measures 300 subnets in ~24 min).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=experiments/kernel_lut
